@@ -1,0 +1,47 @@
+// Command autotagger is the kms-autotagger Lambda function and its command
+// line. Started by the Lambda runtime (AWS_LAMBDA_RUNTIME_API set) it serves
+// the handler; otherwise it runs a CLI subcommand.
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/aws/aws-lambda-go/lambda"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/app"
+	"github.com/kms-autotagger/kms-autotagger/internal/cli"
+	"github.com/kms-autotagger/kms-autotagger/internal/config"
+)
+
+func main() {
+	if os.Getenv("AWS_LAMBDA_RUNTIME_API") != "" {
+		serveLambda()
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := cli.Run(ctx, os.Args[1:], cli.IO{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr, Getenv: os.Getenv})
+	stop()
+	os.Exit(code)
+}
+
+// serveLambda wires the handler from the environment and hands it to the
+// Lambda runtime. A configuration error ends the init phase with a clear
+// message, so Lambda reports it and keeps the event for a retry.
+func serveLambda() {
+	cfg, cfgErr := config.FromEnv(os.Getenv)
+	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	if cfgErr != nil {
+		log.Error("invalid configuration", slog.String("error", cfgErr.Error()))
+		os.Exit(1)
+	}
+	h, err := app.NewHandler(context.Background(), cfg, log)
+	if err != nil {
+		log.Error("cannot start", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	lambda.Start(h.Handle)
+}

@@ -1,0 +1,42 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+// NewHandler returns the handler cfg describes. The AWS configuration comes
+// from the standard sources (environment, shared files, the Lambda role);
+// endpoints too, so AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_SQS point it at
+// other implementations of the APIs. It makes no network call.
+func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagger.Handler, error) {
+	policy, err := cfg.Policy()
+	if err != nil {
+		return nil, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	retryer := tagger.NewRetryer(cfg.Retry)
+	h := &tagger.Handler{
+		Policy: policy,
+		KMS: tagger.NewRegionalKMS(awsCfg, func(o *kms.Options) {
+			o.Retryer = retryer
+		}),
+		Logger:            log,
+		DeadLetterReserve: cfg.DeadLetterReserve,
+	}
+	if cfg.DeadLetterQueueURL != "" {
+		h.DeadLetters = &tagger.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}
+	}
+	return h, nil
+}

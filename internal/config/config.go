@@ -1,0 +1,180 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+// Environment variable names of the settings.
+const (
+	EnvDeadLetterQueueURL = "DEAD_LETTER_QUEUE_URL"
+	EnvTagKeyPrefix       = "TAG_KEY_PREFIX"
+	EnvCreatedBy          = "TAG_NAME_CREATED_BY"
+	EnvCreatedByRole      = "TAG_NAME_CREATED_BY_ROLE"
+	EnvCreatedAt          = "TAG_NAME_CREATED_AT"
+	EnvCreatedVia         = "TAG_NAME_CREATED_VIA"
+	EnvCreationEventID    = "TAG_NAME_CREATION_EVENT_ID"
+	EnvReplicaOf          = "TAG_NAME_REPLICA_OF"
+	EnvStaticTags         = "STATIC_TAGS"
+	EnvMaxAttempts        = "MAX_ATTEMPTS"
+	EnvMaxBackoff         = "MAX_BACKOFF"
+	EnvNotFoundAttempts   = "NOT_FOUND_ATTEMPTS"
+	EnvDeadLetterReserve  = "DEAD_LETTER_RESERVE"
+	EnvLogLevel           = "LOG_LEVEL"
+)
+
+// Off, as the value of a TAG_NAME_* variable, switches that tag off.
+const Off = "-"
+
+// Setting describes one environment variable.
+type Setting struct {
+	Env     string
+	Default string
+	Help    string
+}
+
+// Settings lists every environment variable the tagger reads, in the order
+// the help text shows them.
+var Settings = []Setting{
+	{EnvDeadLetterQueueURL, "", "URL of the SQS queue that receives a record of every event that failed permanently. Without it, such events are returned as errors for Lambda to retry."},
+	{EnvTagKeyPrefix, "", "Prefix put before every governance tag name, e.g. \"governance:\"."},
+	{EnvCreatedBy, tagger.DefaultCreatedBy, "Tag holding the principal ARN that created the key. \"-\" switches it off (likewise for every TAG_NAME_*)."},
+	{EnvCreatedByRole, tagger.DefaultCreatedByRole, "Tag holding the role that issued an AssumedRole session (or the IAM user of a FederatedUser session)."},
+	{EnvCreatedAt, tagger.DefaultCreatedAt, "Tag holding the creation time, RFC 3339 in UTC."},
+	{EnvCreatedVia, tagger.DefaultCreatedVia, "Tag holding the AWS service that made the call for the principal (userIdentity.invokedBy)."},
+	{EnvCreationEventID, tagger.DefaultCreationEventID, "Tag holding the CloudTrail event id of the creating call."},
+	{EnvReplicaOf, tagger.DefaultReplicaOf, "Tag holding the primary key ARN of a multi-Region replica."},
+	{EnvStaticTags, "", "Extra tags written on every key, as Key=Value pairs separated by commas, e.g. \"ManagedBy=platform,DataClass=internal\"."},
+	{EnvMaxAttempts, "5", "Most attempts per TagResource call, the first included (KMSInternalException, throttling, 5xx and network faults are retried)."},
+	{EnvMaxBackoff, "2s", "Longest wait between attempts (exponential backoff with jitter), a Go duration."},
+	{EnvNotFoundAttempts, "3", "Most attempts when KMS does not find a key it just created (eventual consistency)."},
+	{EnvDeadLetterReserve, "3s", "Time kept before the invocation deadline to write a dead letter; retries stop that much earlier. A Go duration."},
+	{EnvLogLevel, "INFO", "DEBUG, INFO, WARN or ERROR. Falls back to AWS_LAMBDA_LOG_LEVEL."},
+}
+
+// Config is the tagger's configuration.
+type Config struct {
+	DeadLetterQueueURL string
+	TagKeyPrefix       string
+	Names              tagger.Names
+	StaticTags         []tagger.Tag
+	Retry              tagger.RetryOptions
+	DeadLetterReserve  time.Duration
+	LogLevel           slog.Level
+}
+
+// FromEnv reads the configuration with getenv (os.Getenv in production).
+// An unset or empty variable takes its default. Every error is reported, not
+// only the first.
+func FromEnv(getenv func(string) string) (Config, error) {
+	get := func(env string) string {
+		if v := strings.TrimSpace(getenv(env)); v != "" {
+			return v
+		}
+		for _, s := range Settings {
+			if s.Env == env {
+				return s.Default
+			}
+		}
+		return ""
+	}
+	name := func(env string) string {
+		if v := get(env); v != Off {
+			return v
+		}
+		return ""
+	}
+	var errs []error
+	c := Config{
+		DeadLetterQueueURL: get(EnvDeadLetterQueueURL),
+		TagKeyPrefix:       getenv(EnvTagKeyPrefix),
+		Names: tagger.Names{
+			CreatedBy:       name(EnvCreatedBy),
+			CreatedByRole:   name(EnvCreatedByRole),
+			CreatedAt:       name(EnvCreatedAt),
+			CreatedVia:      name(EnvCreatedVia),
+			CreationEventID: name(EnvCreationEventID),
+			ReplicaOf:       name(EnvReplicaOf),
+		},
+	}
+	var err error
+	if c.StaticTags, err = ParseTags(get(EnvStaticTags)); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %w", EnvStaticTags, err))
+	}
+	positive := func(env string) int {
+		n, err := strconv.Atoi(get(env))
+		if err != nil || n < 1 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a whole number of at least 1", env, get(env)))
+		}
+		return n
+	}
+	duration := func(env string) time.Duration {
+		d, err := time.ParseDuration(get(env))
+		if err != nil || d <= 0 {
+			errs = append(errs, fmt.Errorf("%s: %q is not a positive duration such as 2s or 500ms", env, get(env)))
+		}
+		return d
+	}
+	c.Retry = tagger.RetryOptions{
+		MaxAttempts:      positive(EnvMaxAttempts),
+		MaxBackoff:       duration(EnvMaxBackoff),
+		NotFoundAttempts: positive(EnvNotFoundAttempts),
+	}
+	c.DeadLetterReserve = duration(EnvDeadLetterReserve)
+	level := getenv(EnvLogLevel)
+	if strings.TrimSpace(level) == "" {
+		level = getenv("AWS_LAMBDA_LOG_LEVEL")
+	}
+	if strings.TrimSpace(level) == "" {
+		level = get(EnvLogLevel)
+	}
+	if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(level))); err != nil {
+		errs = append(errs, fmt.Errorf("%s: %q is not DEBUG, INFO, WARN or ERROR", EnvLogLevel, level))
+	}
+	if _, err := c.Policy(); err != nil {
+		errs = append(errs, err)
+	}
+	return c, errors.Join(errs...)
+}
+
+// Policy returns the tag policy the configuration describes.
+func (c Config) Policy() (*tagger.Policy, error) {
+	return tagger.NewPolicy(c.Names, c.TagKeyPrefix, c.StaticTags)
+}
+
+// ParseTags reads "Key=Value,Key2=Value2". Spaces around keys and values are
+// trimmed; an empty string is no tags; a value may be empty ("Key=").
+func ParseTags(s string) ([]tagger.Tag, error) {
+	if strings.TrimSpace(s) == "" {
+		return nil, nil
+	}
+	var tags []tagger.Tag
+	for pair := range strings.SplitSeq(s, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		if !ok || k == "" {
+			return nil, fmt.Errorf("%q is not Key=Value", strings.TrimSpace(pair))
+		}
+		tags = append(tags, tagger.Tag{Key: k, Value: v})
+	}
+	return tags, nil
+}
+
+// Help returns the settings as text for the CLI's --help.
+func Help() string {
+	var b strings.Builder
+	for _, s := range Settings {
+		def := s.Default
+		if def == "" {
+			def = "(empty)"
+		}
+		fmt.Fprintf(&b, "  %s (default %s)\n      %s\n", s.Env, def, s.Help)
+	}
+	return b.String()
+}
