@@ -1,0 +1,100 @@
+package config_test
+
+import (
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestFromEnvDefaults(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.Names != tagger.DefaultNames() {
+		t.Errorf("names: got %+v, want %+v", c.Names, tagger.DefaultNames())
+	}
+	want := tagger.RetryOptions{MaxAttempts: 5, MaxBackoff: 2 * time.Second, NotFoundAttempts: 3}
+	if c.Retry != want {
+		t.Errorf("retry: got %+v, want %+v", c.Retry, want)
+	}
+	if c.DeadLetterReserve != 3*time.Second || c.LogLevel != slog.LevelInfo || c.DeadLetterQueueURL != "" || c.StaticTags != nil {
+		t.Errorf("got %+v, want defaults", c)
+	}
+}
+
+func TestFromEnvSettings(t *testing.T) {
+	c, err := config.FromEnv(env(map[string]string{
+		"DEAD_LETTER_QUEUE_URL":    "https://sqs.us-east-1.amazonaws.com/111122223333/dlq",
+		"TAG_KEY_PREFIX":           "gov:",
+		"TAG_NAME_CREATED_BY":      "Owner",
+		"TAG_NAME_CREATED_BY_ROLE": "-",
+		"TAG_NAME_REPLICA_OF":      " - ",
+		"STATIC_TAGS":              "ManagedBy=platform, Team = core ,Empty=",
+		"MAX_ATTEMPTS":             "8",
+		"MAX_BACKOFF":              "500ms",
+		"NOT_FOUND_ATTEMPTS":       "2",
+		"DEAD_LETTER_RESERVE":      "5s",
+		"AWS_LAMBDA_LOG_LEVEL":     "DEBUG",
+	}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	wantNames := tagger.Names{CreatedBy: "Owner", CreatedAt: "CreatedAt", CreatedVia: "CreatedVia", CreationEventID: "CreationEventId"}
+	if c.Names != wantNames {
+		t.Errorf("names: got %+v, want %+v", c.Names, wantNames)
+	}
+	wantStatic := []tagger.Tag{{Key: "ManagedBy", Value: "platform"}, {Key: "Team", Value: "core"}, {Key: "Empty", Value: ""}}
+	if !reflect.DeepEqual(c.StaticTags, wantStatic) {
+		t.Errorf("static: got %v, want %v", c.StaticTags, wantStatic)
+	}
+	if c.Retry != (tagger.RetryOptions{MaxAttempts: 8, MaxBackoff: 500 * time.Millisecond, NotFoundAttempts: 2}) || c.DeadLetterReserve != 5*time.Second {
+		t.Errorf("retry: got %+v reserve %v", c.Retry, c.DeadLetterReserve)
+	}
+	if c.LogLevel != slog.LevelDebug {
+		t.Errorf("log level: got %v, want DEBUG from AWS_LAMBDA_LOG_LEVEL", c.LogLevel)
+	}
+	p, err := c.Policy()
+	if err != nil {
+		t.Fatalf("Policy: %v", err)
+	}
+	if got, want := p.Keys(), []string{"gov:Owner", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedVia", "ManagedBy", "Team", "Empty"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("keys: got %v, want %v", got, want)
+	}
+}
+
+func TestFromEnvErrors(t *testing.T) {
+	_, err := config.FromEnv(env(map[string]string{
+		"MAX_ATTEMPTS":   "zero",
+		"MAX_BACKOFF":    "-1s",
+		"STATIC_TAGS":    "novalue",
+		"LOG_LEVEL":      "LOUD",
+		"TAG_KEY_PREFIX": "aws:",
+	}))
+	if err == nil {
+		t.Fatal("got no error, want one per bad setting")
+	}
+	for _, want := range []string{"MAX_ATTEMPTS", "MAX_BACKOFF", "STATIC_TAGS", "LOG_LEVEL", "reserved prefix"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error %q does not name %s", err, want)
+		}
+	}
+}
+
+func TestSettingsAreDocumented(t *testing.T) {
+	help := config.Help()
+	for _, s := range config.Settings {
+		if !strings.Contains(help, s.Env) || s.Help == "" {
+			t.Errorf("setting %s missing from help", s.Env)
+		}
+	}
+}

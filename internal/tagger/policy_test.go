@@ -1,0 +1,232 @@
+package tagger_test
+
+import (
+	"fmt"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+const (
+	keyARN     = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	primaryARN = "arn:aws:kms:us-east-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+)
+
+var eventTime = time.Date(2024, 1, 9, 18, 52, 34, 0, time.UTC)
+
+func keyEvent(c events.Creator, mod ...func(*events.KeyEvent)) *events.KeyEvent {
+	ev := &events.KeyEvent{
+		EventID: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11", EventName: events.EventNameCreateKey,
+		EventTime: eventTime, EventRegion: "us-east-1", KeyARN: keyARN, Region: "us-east-1",
+		Account: "111122223333", Partition: "aws", KeyManager: events.KeyManagerCustomer, Creator: c,
+	}
+	for _, m := range mod {
+		m(ev)
+	}
+	return ev
+}
+
+func mustPolicy(t *testing.T, names tagger.Names, prefix string, static []tagger.Tag) *tagger.Policy {
+	t.Helper()
+	p, err := tagger.NewPolicy(names, prefix, static)
+	if err != nil {
+		t.Fatalf("NewPolicy: %v", err)
+	}
+	return p
+}
+
+func TestPlanIdentityTypes(t *testing.T) {
+	const (
+		user    = "arn:aws:iam::111122223333:user/alice"
+		session = "arn:aws:sts::111122223333:assumed-role/Deployer/alice"
+		role    = "arn:aws:iam::111122223333:role/Deployer"
+		ssoRole = "arn:aws:iam::111122223333:role/aws-reserved/sso.amazonaws.com/AWSReservedSSO_Admin_0123456789abcdef"
+		ssoSess = "arn:aws:sts::111122223333:assumed-role/AWSReservedSSO_Admin_0123456789abcdef/alice@example.com"
+		fedUser = "arn:aws:sts::111122223333:federated-user/bob"
+		root    = "arn:aws:iam::111122223333:root"
+		storeU  = "arn:aws:identitystore::111122223333:identitystore/d-1234567890/user/9a6b1c2d-0000-1111-2222-333344445555"
+	)
+	at := "2024-01-09T18:52:34Z"
+	id := "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"
+	tests := []struct {
+		name    string
+		creator events.Creator
+		mod     func(*events.KeyEvent)
+		want    []tagger.Tag
+	}{
+		{"IAMUser", events.Creator{Type: "IAMUser", PrincipalARN: user},
+			nil, []tagger.Tag{{"CreatedBy", user}, {"CreatedAt", at}, {"CreationEventId", id}}},
+		{"AssumedRole", events.Creator{Type: "AssumedRole", PrincipalARN: session, IssuerARN: role},
+			nil, []tagger.Tag{{"CreatedBy", session}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", role}}},
+		{"IdentityCenterRole", events.Creator{Type: "AssumedRole", PrincipalARN: ssoSess, IssuerARN: ssoRole},
+			nil, []tagger.Tag{{"CreatedBy", ssoSess}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", ssoRole}}},
+		{"IdentityCenterUser", events.Creator{Type: "IdentityCenterUser", IdentityStoreUser: storeU},
+			nil, []tagger.Tag{{"CreatedBy", storeU}, {"CreatedAt", at}, {"CreationEventId", id}}},
+		{"FederatedUser", events.Creator{Type: "FederatedUser", PrincipalARN: fedUser, IssuerARN: user},
+			nil, []tagger.Tag{{"CreatedBy", fedUser}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", user}}},
+		{"Root", events.Creator{Type: "Root", PrincipalARN: root},
+			nil, []tagger.Tag{{"CreatedBy", root}, {"CreatedAt", at}, {"CreationEventId", id}}},
+		{"AWSService", events.Creator{Type: "AWSService", InvokedBy: "secretsmanager.amazonaws.com"},
+			nil, []tagger.Tag{{"CreatedBy", "secretsmanager.amazonaws.com"}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedVia", "secretsmanager.amazonaws.com"}}},
+		{"CloudFormation", events.Creator{Type: "AssumedRole", PrincipalARN: session, IssuerARN: role, InvokedBy: "cloudformation.amazonaws.com"},
+			nil, []tagger.Tag{{"CreatedBy", session}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", role}, {"CreatedVia", "cloudformation.amazonaws.com"}}},
+		{"Replica", events.Creator{Type: "IAMUser", PrincipalARN: user},
+			func(ev *events.KeyEvent) { ev.EventName = events.EventNameReplicateKey; ev.PrimaryKeyARN = primaryARN },
+			[]tagger.Tag{{"CreatedBy", user}, {"CreatedAt", at}, {"CreationEventId", id}, {"ReplicaOf", primaryARN}}},
+		{"IAMUserIssuerIgnored", events.Creator{Type: "IAMUser", PrincipalARN: user, IssuerARN: role},
+			nil, []tagger.Tag{{"CreatedBy", user}, {"CreatedAt", at}, {"CreationEventId", id}}},
+	}
+	p := mustPolicy(t, tagger.DefaultNames(), "", nil)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var mods []func(*events.KeyEvent)
+			if tt.mod != nil {
+				mods = append(mods, tt.mod)
+			}
+			got := p.Plan(keyEvent(tt.creator, mods...))
+			if !reflect.DeepEqual(got.Tags, tt.want) {
+				t.Errorf("tags: got %v, want %v", got.Tags, tt.want)
+			}
+			if len(got.Dropped) != 0 || len(got.Overridden) != 0 {
+				t.Errorf("got dropped %v overridden %v, want none", got.Dropped, got.Overridden)
+			}
+		})
+	}
+}
+
+func TestPlanNamesPrefixAndStatic(t *testing.T) {
+	names := tagger.Names{CreatedBy: "Owner", CreatedAt: "Born"} // the others off
+	p := mustPolicy(t, names, "gov:", []tagger.Tag{{"ManagedBy", "platform"}, {"Empty", ""}})
+	got := p.Plan(keyEvent(events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R", InvokedBy: "cloudformation.amazonaws.com"}))
+	want := []tagger.Tag{{"gov:Owner", "arn:aws:sts::111122223333:assumed-role/R/s"}, {"gov:Born", "2024-01-09T18:52:34Z"}, {"ManagedBy", "platform"}, {"Empty", ""}}
+	if !reflect.DeepEqual(got.Tags, want) {
+		t.Errorf("got %v, want %v", got.Tags, want)
+	}
+	if got, want := p.Keys(), []string{"gov:Owner", "gov:Born", "ManagedBy", "Empty"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("Keys: got %v, want %v", got, want)
+	}
+}
+
+func TestPlanSpoofedGovernanceTagsAreOverwritten(t *testing.T) {
+	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{"ManagedBy", "platform"}})
+	ev := keyEvent(events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/mallory"}, func(ev *events.KeyEvent) {
+		ev.RequestTags = []tagger.Tag{
+			{"Project", "apollo"},
+			{"CreatedBy", "arn:aws:iam::111122223333:user/someone-else"},
+			{"CreatedByRole", "arn:aws:iam::111122223333:role/Admin"}, // no true value: written empty
+			{"ManagedBy", "nobody"},
+			{"createdby", "case differs, not ours"},
+		}
+	})
+	got := p.Plan(ev)
+	want := []tagger.Tag{
+		{"CreatedBy", "arn:aws:iam::111122223333:user/mallory"},
+		{"CreatedAt", "2024-01-09T18:52:34Z"},
+		{"CreationEventId", "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{"CreatedByRole", ""},
+		{"ManagedBy", "platform"},
+	}
+	if !reflect.DeepEqual(got.Tags, want) {
+		t.Errorf("tags: got %v, want %v", got.Tags, want)
+	}
+	wantOver := []tagger.Tag{{"CreatedBy", "arn:aws:iam::111122223333:user/someone-else"}, {"CreatedByRole", "arn:aws:iam::111122223333:role/Admin"}, {"ManagedBy", "nobody"}}
+	if !reflect.DeepEqual(got.Overridden, wantOver) {
+		t.Errorf("overridden: got %v, want %v", got.Overridden, wantOver)
+	}
+	for _, tag := range got.Tags {
+		if tag.Key == "Project" || tag.Key == "createdby" {
+			t.Errorf("plan writes %v, a tag the policy does not own", tag)
+		}
+	}
+}
+
+func TestPlanTagBudget(t *testing.T) {
+	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{"ManagedBy", "platform"}})
+	creator := events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R"}
+	requestTags := func(n int, extra ...tagger.Tag) func(*events.KeyEvent) {
+		return func(ev *events.KeyEvent) {
+			for i := range n {
+				ev.RequestTags = append(ev.RequestTags, tagger.Tag{Key: fmt.Sprintf("k%02d", i), Value: "v"})
+			}
+			ev.RequestTags = append(ev.RequestTags, extra...)
+		}
+	}
+	tests := []struct {
+		name        string
+		mod         func(*events.KeyEvent)
+		wantKeys    []string
+		wantDropped []string
+	}{
+		{"room for all", requestTags(45), []string{"CreatedBy", "CreatedAt", "CreationEventId", "CreatedByRole", "ManagedBy"}, nil},
+		{"two short", requestTags(47), []string{"CreatedBy", "CreatedAt", "CreationEventId"}, []string{"CreatedByRole", "ManagedBy"}},
+		{"full", requestTags(50), nil, []string{"CreatedBy", "CreatedAt", "CreationEventId", "CreatedByRole", "ManagedBy"}},
+		{"duplicates count once", requestTags(45, tagger.Tag{Key: "k00", Value: "again"}), []string{"CreatedBy", "CreatedAt", "CreationEventId", "CreatedByRole", "ManagedBy"}, nil},
+		{"overwrite costs nothing", requestTags(49, tagger.Tag{Key: "ManagedBy", Value: "x"}), []string{"CreatedBy", "ManagedBy"}, []string{"CreatedAt", "CreationEventId", "CreatedByRole"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := p.Plan(keyEvent(creator, tt.mod))
+			if keys := tagKeys(got.Tags); !reflect.DeepEqual(keys, tt.wantKeys) {
+				t.Errorf("tags: got %v, want %v", keys, tt.wantKeys)
+			}
+			if keys := tagKeys(got.Dropped); !reflect.DeepEqual(keys, tt.wantDropped) {
+				t.Errorf("dropped: got %v, want %v", keys, tt.wantDropped)
+			}
+		})
+	}
+}
+
+func tagKeys(tags []tagger.Tag) []string {
+	var keys []string
+	for _, t := range tags {
+		keys = append(keys, t.Key)
+	}
+	return keys
+}
+
+func TestPlanSanitizesValues(t *testing.T) {
+	p := mustPolicy(t, tagger.DefaultNames(), "", nil)
+	long := "arn:aws:sts::111122223333:assumed-role/R/" + strings.Repeat("x", 300)
+	got := p.Plan(keyEvent(events.Creator{Type: "IAMUser", PrincipalARN: long}, func(ev *events.KeyEvent) {
+		ev.EventID = "id,with<bad>chars"
+	}))
+	if v := got.Tags[0].Value; utf8.RuneCountInString(v) != tagger.MaxTagValueLen || !strings.HasPrefix(v, "arn:aws:sts::111122223333:assumed-role/R/xxx") {
+		t.Errorf("CreatedBy: got %q (%d chars), want a 256-character truncation", v, utf8.RuneCountInString(v))
+	}
+	if v, want := got.Tags[2].Value, "id_with_bad_chars"; v != want {
+		t.Errorf("CreationEventId: got %q, want %q", v, want)
+	}
+}
+
+func TestNewPolicyRejectsBadConfiguration(t *testing.T) {
+	tests := []struct {
+		name   string
+		names  tagger.Names
+		prefix string
+		static []tagger.Tag
+		want   string
+	}{
+		{"aws prefix", tagger.DefaultNames(), "aws:", nil, "reserved prefix"},
+		{"AWS prefix any case", tagger.Names{CreatedBy: "AWS:CreatedBy"}, "", nil, "reserved prefix"},
+		{"bad character", tagger.Names{CreatedBy: "Created By!"}, "", nil, "does not accept"},
+		{"too long", tagger.Names{CreatedBy: strings.Repeat("k", 129)}, "", nil, "more than 128"},
+		{"duplicate", tagger.Names{CreatedBy: "Owner", CreatedAt: "Owner"}, "", nil, "configured twice"},
+		{"static duplicates derived", tagger.DefaultNames(), "", []tagger.Tag{{"CreatedBy", "x"}}, "configured twice"},
+		{"static bad value", tagger.Names{}, "", []tagger.Tag{{"K", "a,b"}}, "does not accept"},
+		{"static value too long", tagger.Names{}, "", []tagger.Tag{{"K", strings.Repeat("v", 257)}}, "more than 256"},
+		{"nothing", tagger.Names{}, "", nil, "no tags configured"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := tagger.NewPolicy(tt.names, tt.prefix, tt.static)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
