@@ -1,0 +1,126 @@
+package events
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+)
+
+// ReplicateKeyRequest is requestParameters of a ReplicateKey record (the KMS
+// ReplicateKey request):
+//
+//	{
+//	  "keyId": "arn:aws:kms:us-east-1:111122223333:key/mrk-...",
+//	  "replicaRegion": "eu-west-1",
+//	  "description": "payments data key (eu-west-1)",
+//	  "bypassPolicyLockoutSafetyCheck": false,
+//	  "tags": [{"tagKey": "team", "tagValue": "payments"}]
+//	}
+type ReplicateKeyRequest struct {
+	// KeyID is the primary key as the caller named it: key id or key ARN.
+	KeyID string `json:"keyId"`
+	// ReplicaRegion is the region of the new replica.
+	ReplicaRegion string `json:"replicaRegion"`
+	// Description is the requested description of the replica.
+	Description string `json:"description"`
+	// Tags are the tags the caller passed for the replica, in order.
+	Tags []RequestTag `json:"tags"`
+	// BypassPolicyLockoutSafetyCheck is the request flag of that name.
+	BypassPolicyLockoutSafetyCheck bool `json:"bypassPolicyLockoutSafetyCheck"`
+	// Policy is the requested key policy, raw.
+	Policy json.RawMessage `json:"policy"`
+}
+
+// ReplicateKeyResponse is responseElements of a ReplicateKey record (the KMS
+// ReplicateKey response):
+//
+//	{
+//	  "replicaKeyMetadata": {"arn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-...", "multiRegionConfiguration": {...}, ...},
+//	  "replicaPolicy": "{\n  \"Version\" : \"2012-10-17\", ...}",
+//	  "replicaTags": [{"tagKey": "team", "tagValue": "payments"}]
+//	}
+type ReplicateKeyResponse struct {
+	// ReplicaKeyMetadata describes the new replica.
+	ReplicaKeyMetadata *KeyMetadata `json:"replicaKeyMetadata"`
+	// ReplicaPolicy is the replica's key policy, raw.
+	ReplicaPolicy json.RawMessage `json:"replicaPolicy"`
+	// ReplicaTags are the replica's tags as KMS returned them.
+	ReplicaTags []RequestTag `json:"replicaTags"`
+}
+
+// parseReplicateKey decodes a ReplicateKey record. The record is logged in
+// the primary key's region, but the key to tag is the replica:
+// responseElements.replicaKeyMetadata.arn, in requestParameters.replicaRegion.
+func parseReplicateKey(rec *Record) (Decoded, error) {
+	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
+	if rec.ErrorCode != "" {
+		return rec.failedCall(), nil
+	}
+
+	var req ReplicateKeyRequest
+	if err := unmarshalPart("ReplicateKey requestParameters", rec.RequestParameters, &req); err != nil {
+		return d, err
+	}
+	var resp ReplicateKeyResponse
+	if err := unmarshalPart("ReplicateKey responseElements", rec.ResponseElements, &resp); err != nil {
+		return d, err
+	}
+	if isNull(rec.ResponseElements) {
+		return d, rec.malformed("responseElements", "missing, and no errorCode says the call failed")
+	}
+
+	const arnField = "responseElements.replicaKeyMetadata.arn"
+	md := resp.ReplicaKeyMetadata
+	var replicaARN string
+	if md != nil {
+		replicaARN = md.ARN
+	}
+	key, err := rec.newKeyEvent(arnField, replicaARN, md)
+	if err != nil {
+		return d, err
+	}
+	if r := req.ReplicaRegion; r != "" && r != key.Region {
+		return d, rec.malformed("requestParameters.replicaRegion", fmt.Sprintf("%q is not the region %q of %s", r, key.Region, arnField))
+	}
+	if key.PrimaryKeyARN, err = primaryKeyARN(rec, &req, md); err != nil {
+		return d, err
+	}
+	if key.MultiRegionKeyType == "" {
+		key.MultiRegionKeyType = MultiRegionReplica
+	}
+	key.RequestTags = toTags(req.Tags)
+	d.Key = key
+
+	if key.KeyManager == KeyManagerAWS {
+		d.Kind = KindSkip
+		d.Reason = fmt.Sprintf("AWS managed key %s: its tags are managed by AWS", key.KeyARN)
+		return d, nil
+	}
+	d.Kind = KindTag
+	return d, nil
+}
+
+// primaryKeyARN finds the primary key of a ReplicateKey: from the replica's
+// multiRegionConfiguration, else the first resources[] key ARN in the region
+// the call was logged in, else requestParameters.keyId when it is a key ARN.
+// It returns "" when none says.
+func primaryKeyARN(rec *Record, req *ReplicateKeyRequest, md *KeyMetadata) (string, error) {
+	if md != nil && md.MultiRegionConfiguration.PrimaryKey.ARN != "" {
+		primary := md.MultiRegionConfiguration.PrimaryKey.ARN
+		if _, _, reason := parseKeyARN(primary); reason != "" {
+			return "", rec.malformed("responseElements.replicaKeyMetadata.multiRegionConfiguration.primaryKey.arn", reason)
+		}
+		return primary, nil
+	}
+	for _, res := range rec.Resources {
+		if a, _, reason := parseKeyARN(res.ARN); reason == "" && rec.AWSRegion != "" && a.Region == rec.AWSRegion {
+			return res.ARN, nil
+		}
+	}
+	if strings.HasPrefix(req.KeyID, "arn:") {
+		if _, _, reason := parseKeyARN(req.KeyID); reason == "" {
+			return req.KeyID, nil
+		}
+	}
+	return "", nil
+}
