@@ -2,19 +2,11 @@ package cli
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"os"
 	"strings"
-	"time"
 
-	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
-	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 // Exit codes of the CLI.
@@ -32,35 +24,49 @@ type IO struct {
 	Getenv func(string) string
 }
 
-const usage = `autotagger tags every new KMS key with who created it, when and how.
+// command is one subcommand.
+type command struct {
+	name    string
+	summary string
+	run     func(ctx context.Context, args []string, stdio IO) int
+}
 
-In AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it runs as the function's handler.
-Elsewhere it is a command line:
+// commands lists the subcommands in the order --help shows them. Each lives
+// in its own file.
+var commands = []command{
+	{"invoke", "run the Lambda handler on one event (--event FILE, - for stdin)", invoke},
+}
 
-  autotagger invoke --event FILE   run the Lambda handler on one event (FILE or - for stdin)
-
-Run "autotagger COMMAND --help" for a command's flags.
-
-Settings (environment variables, the same for the function and the CLI):
-`
+func usage() string {
+	var b strings.Builder
+	b.WriteString("autotagger tags every new KMS key with who created it, when and how.\n\n" +
+		"In AWS Lambda (AWS_LAMBDA_RUNTIME_API set) it runs as the function's handler.\n" +
+		"Elsewhere it is a command line:\n\n")
+	for _, c := range commands {
+		fmt.Fprintf(&b, "  autotagger %-9s %s\n", c.name, c.summary)
+	}
+	b.WriteString("\nRun \"autotagger COMMAND --help\" for a command's flags.\n\n" +
+		"Settings (environment variables, the same for the function and the CLI):\n")
+	return b.String()
+}
 
 // Run runs the command line with args (without the program name) and
 // returns the exit code.
 func Run(ctx context.Context, args []string, stdio IO) int {
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stdio.Stdout, usage+config.Help()+awsHelp)
+		fmt.Fprint(stdio.Stdout, usage()+config.Help()+awsHelp)
 		if len(args) == 0 {
 			return ExitUsage
 		}
 		return ExitOK
 	}
-	switch args[0] {
-	case "invoke":
-		return invoke(ctx, args[1:], stdio)
-	default:
-		fmt.Fprintf(stdio.Stderr, "autotagger: unknown command %q; run autotagger --help\n", args[0])
-		return ExitUsage
+	for _, c := range commands {
+		if c.name == args[0] {
+			return c.run(ctx, args[1:], stdio)
+		}
 	}
+	fmt.Fprintf(stdio.Stderr, "autotagger: unknown command %q; run autotagger --help\n", args[0])
+	return ExitUsage
 }
 
 const awsHelp = `
@@ -68,85 +74,3 @@ AWS credentials, region and endpoints come from the standard sources:
 AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID..., and AWS_ENDPOINT_URL_KMS /
 AWS_ENDPOINT_URL_SQS to use other implementations of those APIs.
 `
-
-// invoke runs the Lambda handler on one event, with the same environment,
-// and prints the Result as one JSON object on the last line of stdout.
-func invoke(ctx context.Context, args []string, stdio IO) int {
-	fs := flag.NewFlagSet("invoke", flag.ContinueOnError)
-	fs.SetOutput(stdio.Stderr)
-	eventPath := fs.String("event", "", "`FILE` holding the EventBridge event as JSON; - reads stdin")
-	timeout := fs.Duration("timeout", 30*time.Second, "deadline of the invocation, as the function's timeout would set it")
-	fs.Usage = func() {
-		fmt.Fprintf(stdio.Stderr, "usage: autotagger invoke --event FILE [--timeout 30s]\n\n"+
-			"Runs exactly the Lambda handler on one event. Logs go to stderr as JSON; the result\n"+
-			"is the last line of stdout: {\"outcome\": \"tagged\"|\"skipped\"|\"dead-lettered\"|\"error\", ...}.\n"+
-			"Exits 1 when the handler returns an error (Lambda would retry the event).\n\n")
-		fs.PrintDefaults()
-		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp)
-	}
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return ExitOK
-		}
-		return ExitUsage
-	}
-	if *eventPath == "" || fs.NArg() > 0 {
-		fs.Usage()
-		return ExitUsage
-	}
-	raw, err := readEvent(*eventPath, stdio.Stdin)
-	if err != nil {
-		fmt.Fprintf(stdio.Stderr, "autotagger invoke: %v\n", err)
-		return ExitUsage
-	}
-	cfg, err := config.FromEnv(stdio.Getenv)
-	if err != nil {
-		fmt.Fprintf(stdio.Stderr, "autotagger invoke: configuration: %v\n", err)
-		return ExitUsage
-	}
-	log := slog.New(slog.NewJSONHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	h, err := app.NewHandler(ctx, cfg, log)
-	if err != nil {
-		fmt.Fprintf(stdio.Stderr, "autotagger invoke: %v\n", err)
-		return ExitFailure
-	}
-	ctx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	res, herr := h.Handle(ctx, raw)
-	out := struct {
-		tagger.Result
-		Error string `json:"error,omitempty"`
-	}{Result: res}
-	if herr != nil {
-		out.Outcome = tagger.OutcomeError
-		out.Error = herr.Error()
-	}
-	line, err := json.Marshal(out)
-	if err != nil {
-		fmt.Fprintf(stdio.Stderr, "autotagger invoke: encoding result: %v\n", err)
-		return ExitFailure
-	}
-	fmt.Fprintln(stdio.Stdout, string(line))
-	if herr != nil {
-		return ExitFailure
-	}
-	return ExitOK
-}
-
-func readEvent(path string, stdin io.Reader) ([]byte, error) {
-	if path == "-" {
-		b, err := io.ReadAll(stdin)
-		if err != nil {
-			return nil, fmt.Errorf("reading event from stdin: %w", err)
-		}
-		return b, nil
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading event: %w", err)
-	}
-	if strings.TrimSpace(string(b)) == "" {
-		return nil, fmt.Errorf("event file %s is empty", path)
-	}
-	return b, nil
-}
