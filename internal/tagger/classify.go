@@ -98,13 +98,12 @@ func Classify(err error) (Class, string) {
 		return Permanent, code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		return Transient, CodeDeadlineExceeded
-	case errors.As(err, &respErr):
-		if respErr.HTTPStatusCode() >= http.StatusInternalServerError || respErr.HTTPStatusCode() == http.StatusTooManyRequests {
-			return Transient, CodeUnknown
-		}
-		return Permanent, CodeUnknown
 	case retry.RetryableConnectionError{}.IsErrorRetryable(err) == aws.TrueTernary:
 		return Transient, CodeNetwork
+	case errors.As(err, &respErr) && respErr.HTTPStatusCode() >= http.StatusBadRequest &&
+		respErr.HTTPStatusCode() < http.StatusInternalServerError && respErr.HTTPStatusCode() != http.StatusTooManyRequests:
+		// A 4xx without an error code: the request itself is wrong.
+		return Permanent, CodeUnknown
 	default:
 		// An error we cannot name is treated as transient: Lambda retries
 		// it and its on-failure destination keeps it, so it is not lost.

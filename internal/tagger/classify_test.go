@@ -45,6 +45,10 @@ func TestClassify(t *testing.T) {
 		{"deadline", fmt.Errorf("tagging: %w", context.DeadlineExceeded), tagger.Transient, "DeadlineExceeded"},
 		{"connection reset", &smithy.OperationError{Err: &net.OpError{Op: "read", Err: errors.New("connection reset by peer")}}, tagger.Transient, "NetworkError"},
 		{"unnamed", errors.New("something odd"), tagger.Transient, "Unknown"},
+		{"no response (status 0)", &smithy.OperationError{Err: &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 0}}, Err: errors.New("request send failed")}}}, tagger.Transient, "Unknown"},
+		{"4xx without code", &smithy.OperationError{Err: &awshttp.ResponseError{ResponseError: &smithyhttp.ResponseError{
+			Response: &smithyhttp.Response{Response: &http.Response{StatusCode: 403}}, Err: errors.New("forbidden")}}}, tagger.Permanent, "Unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

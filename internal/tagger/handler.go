@@ -190,7 +190,7 @@ func observeAttempts(log *slog.Logger, n *int) func(*kms.Options) {
 // ones, and permanent ones that cannot be dead-lettered, are returned.
 func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Result, class Class, code string, cause error) (Result, error) {
 	res.ErrorCode = code
-	res.Reason = cause.Error()
+	res.Reason = reason(code, cause)
 	if class == Transient {
 		res.Outcome = OutcomeError
 		return res, fmt.Errorf("transient failure (%s), for Lambda to retry: %w", code, cause)
@@ -222,6 +222,16 @@ func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Resul
 	}
 	res.Outcome = OutcomeDeadLettered
 	return res, nil
+}
+
+// reason is the short form of a failure for Result.Reason: the API's own
+// message where there is one.
+func reason(code string, err error) string {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorMessage() != "" {
+		return code + ": " + apiErr.ErrorMessage()
+	}
+	return err.Error()
 }
 
 func (h *Handler) logResult(ctx context.Context, res Result, err error) {

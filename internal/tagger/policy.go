@@ -2,6 +2,7 @@ package tagger
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
@@ -157,22 +158,27 @@ type Plan struct {
 // key: then it is written empty, so a spoofed governance tag never stays.
 //
 // The budget: the key may carry 50 tags. The creator's tags under keys this
-// policy does not own count against it; tags that overwrite a key the creator
+// policy does not own count against it, except aws: tags, which AWS does not
+// count; tags that overwrite a key the creator
 // passed cost nothing. New tags that do not fit are dropped, lowest priority
 // first, and listed in Plan.Dropped.
 func (p *Policy) Plan(ev *events.KeyEvent) Plan {
 	passed := make(map[string]struct{}, len(ev.RequestTags))
+	others := 0
 	var plan Plan
 	for _, t := range ev.RequestTags {
 		if _, seen := passed[t.Key]; seen {
 			continue
 		}
 		passed[t.Key] = struct{}{}
-		if p.Owns(t.Key) {
+		switch {
+		case p.Owns(t.Key):
 			plan.Overridden = append(plan.Overridden, t)
+		case !isReserved(t.Key):
+			others++ // tags with the aws: prefix do not count against the limit
 		}
 	}
-	room := MaxTagsPerKey - (len(passed) - len(plan.Overridden))
+	room := MaxTagsPerKey - others
 	plan.Tags = make([]Tag, 0, len(p.derived)+len(p.static))
 	add := func(t Tag, keepEmpty bool) {
 		_, overwrites := passed[t.Key]
@@ -195,6 +201,10 @@ func (p *Policy) Plan(ev *events.KeyEvent) Plan {
 		add(t, true) // an empty static value is configured, so written
 	}
 	return plan
+}
+
+func isReserved(key string) bool {
+	return len(key) >= len(ReservedPrefix) && strings.EqualFold(key[:len(ReservedPrefix)], ReservedPrefix)
 }
 
 func createdBy(ev *events.KeyEvent) string {

@@ -166,6 +166,7 @@ func TestPlanTagBudget(t *testing.T) {
 		{"two short", requestTags(47), []string{"CreatedBy", "CreatedAt", "CreationEventId"}, []string{"CreatedByRole", "ManagedBy"}},
 		{"full", requestTags(50), nil, []string{"CreatedBy", "CreatedAt", "CreationEventId", "CreatedByRole", "ManagedBy"}},
 		{"duplicates count once", requestTags(45, tagger.Tag{Key: "k00", Value: "again"}), []string{"CreatedBy", "CreatedAt", "CreationEventId", "CreatedByRole", "ManagedBy"}, nil},
+		{"aws: tags do not count", requestTags(45, tagger.Tag{Key: "aws:cloudformation:stack-name", Value: "s"}, tagger.Tag{Key: "AWS:x", Value: "y"}), []string{"CreatedBy", "CreatedAt", "CreationEventId", "CreatedByRole", "ManagedBy"}, nil},
 		{"overwrite costs nothing", requestTags(49, tagger.Tag{Key: "ManagedBy", Value: "x"}), []string{"CreatedBy", "ManagedBy"}, []string{"CreatedAt", "CreationEventId", "CreatedByRole"}},
 	}
 	for _, tt := range tests {

@@ -57,7 +57,7 @@ func ValidateKey(k string) error {
 	case n > MaxTagKeyLen:
 		return fmt.Errorf("tag key %q is %d characters, more than %d", k, n, MaxTagKeyLen)
 	}
-	if strings.HasPrefix(strings.ToLower(k), ReservedPrefix) {
+	if isReserved(k) {
 		return fmt.Errorf("tag key %q starts with the reserved prefix %q", k, ReservedPrefix)
 	}
 	if !utf8.ValidString(k) {
