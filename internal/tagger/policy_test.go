@@ -60,26 +60,26 @@ func TestPlanIdentityTypes(t *testing.T) {
 		want    []tagger.Tag
 	}{
 		{"IAMUser", events.Creator{Type: "IAMUser", PrincipalARN: user},
-			nil, []tagger.Tag{{"CreatedBy", user}, {"CreatedAt", at}, {"CreationEventId", id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
 		{"AssumedRole", events.Creator{Type: "AssumedRole", PrincipalARN: session, IssuerARN: role},
-			nil, []tagger.Tag{{"CreatedBy", session}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", role}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: session}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: role}}},
 		{"IdentityCenterRole", events.Creator{Type: "AssumedRole", PrincipalARN: ssoSess, IssuerARN: ssoRole},
-			nil, []tagger.Tag{{"CreatedBy", ssoSess}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", ssoRole}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: ssoSess}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: ssoRole}}},
 		{"IdentityCenterUser", events.Creator{Type: "IdentityCenterUser", IdentityStoreUser: storeU},
-			nil, []tagger.Tag{{"CreatedBy", storeU}, {"CreatedAt", at}, {"CreationEventId", id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: storeU}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
 		{"FederatedUser", events.Creator{Type: "FederatedUser", PrincipalARN: fedUser, IssuerARN: user},
-			nil, []tagger.Tag{{"CreatedBy", fedUser}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", user}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: fedUser}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: user}}},
 		{"Root", events.Creator{Type: "Root", PrincipalARN: root},
-			nil, []tagger.Tag{{"CreatedBy", root}, {"CreatedAt", at}, {"CreationEventId", id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: root}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
 		{"AWSService", events.Creator{Type: "AWSService", InvokedBy: "secretsmanager.amazonaws.com"},
-			nil, []tagger.Tag{{"CreatedBy", "secretsmanager.amazonaws.com"}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedVia", "secretsmanager.amazonaws.com"}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: "secretsmanager.amazonaws.com"}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedVia", Value: "secretsmanager.amazonaws.com"}}},
 		{"CloudFormation", events.Creator{Type: "AssumedRole", PrincipalARN: session, IssuerARN: role, InvokedBy: "cloudformation.amazonaws.com"},
-			nil, []tagger.Tag{{"CreatedBy", session}, {"CreatedAt", at}, {"CreationEventId", id}, {"CreatedByRole", role}, {"CreatedVia", "cloudformation.amazonaws.com"}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: session}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: role}, {Key: "CreatedVia", Value: "cloudformation.amazonaws.com"}}},
 		{"Replica", events.Creator{Type: "IAMUser", PrincipalARN: user},
 			func(ev *events.KeyEvent) { ev.EventName = events.EventNameReplicateKey; ev.PrimaryKeyARN = primaryARN },
-			[]tagger.Tag{{"CreatedBy", user}, {"CreatedAt", at}, {"CreationEventId", id}, {"ReplicaOf", primaryARN}}},
+			[]tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "ReplicaOf", Value: primaryARN}}},
 		{"IAMUserIssuerIgnored", events.Creator{Type: "IAMUser", PrincipalARN: user, IssuerARN: role},
-			nil, []tagger.Tag{{"CreatedBy", user}, {"CreatedAt", at}, {"CreationEventId", id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
 	}
 	p := mustPolicy(t, tagger.DefaultNames(), "", nil)
 	for _, tt := range tests {
@@ -101,9 +101,9 @@ func TestPlanIdentityTypes(t *testing.T) {
 
 func TestPlanNamesPrefixAndStatic(t *testing.T) {
 	names := tagger.Names{CreatedBy: "Owner", CreatedAt: "Born"} // the others off
-	p := mustPolicy(t, names, "gov:", []tagger.Tag{{"ManagedBy", "platform"}, {"Empty", ""}})
+	p := mustPolicy(t, names, "gov:", []tagger.Tag{{Key: "ManagedBy", Value: "platform"}, {Key: "Empty", Value: ""}})
 	got := p.Plan(keyEvent(events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R", InvokedBy: "cloudformation.amazonaws.com"}))
-	want := []tagger.Tag{{"gov:Owner", "arn:aws:sts::111122223333:assumed-role/R/s"}, {"gov:Born", "2024-01-09T18:52:34Z"}, {"ManagedBy", "platform"}, {"Empty", ""}}
+	want := []tagger.Tag{{Key: "gov:Owner", Value: "arn:aws:sts::111122223333:assumed-role/R/s"}, {Key: "gov:Born", Value: "2024-01-09T18:52:34Z"}, {Key: "ManagedBy", Value: "platform"}, {Key: "Empty", Value: ""}}
 	if !reflect.DeepEqual(got.Tags, want) {
 		t.Errorf("got %v, want %v", got.Tags, want)
 	}
@@ -113,28 +113,28 @@ func TestPlanNamesPrefixAndStatic(t *testing.T) {
 }
 
 func TestPlanSpoofedGovernanceTagsAreOverwritten(t *testing.T) {
-	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{"ManagedBy", "platform"}})
+	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{Key: "ManagedBy", Value: "platform"}})
 	ev := keyEvent(events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/mallory"}, func(ev *events.KeyEvent) {
 		ev.RequestTags = []tagger.Tag{
-			{"Project", "apollo"},
-			{"CreatedBy", "arn:aws:iam::111122223333:user/someone-else"},
-			{"CreatedByRole", "arn:aws:iam::111122223333:role/Admin"}, // no true value: written empty
-			{"ManagedBy", "nobody"},
-			{"createdby", "case differs, not ours"},
+			{Key: "Project", Value: "apollo"},
+			{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/someone-else"},
+			{Key: "CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}, // no true value: written empty
+			{Key: "ManagedBy", Value: "nobody"},
+			{Key: "createdby", Value: "case differs, not ours"},
 		}
 	})
 	got := p.Plan(ev)
 	want := []tagger.Tag{
-		{"CreatedBy", "arn:aws:iam::111122223333:user/mallory"},
-		{"CreatedAt", "2024-01-09T18:52:34Z"},
-		{"CreationEventId", "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
-		{"CreatedByRole", ""},
-		{"ManagedBy", "platform"},
+		{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/mallory"},
+		{Key: "CreatedAt", Value: "2024-01-09T18:52:34Z"},
+		{Key: "CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{Key: "CreatedByRole", Value: ""},
+		{Key: "ManagedBy", Value: "platform"},
 	}
 	if !reflect.DeepEqual(got.Tags, want) {
 		t.Errorf("tags: got %v, want %v", got.Tags, want)
 	}
-	wantOver := []tagger.Tag{{"CreatedBy", "arn:aws:iam::111122223333:user/someone-else"}, {"CreatedByRole", "arn:aws:iam::111122223333:role/Admin"}, {"ManagedBy", "nobody"}}
+	wantOver := []tagger.Tag{{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/someone-else"}, {Key: "CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}, {Key: "ManagedBy", Value: "nobody"}}
 	if !reflect.DeepEqual(got.Overridden, wantOver) {
 		t.Errorf("overridden: got %v, want %v", got.Overridden, wantOver)
 	}
@@ -146,7 +146,7 @@ func TestPlanSpoofedGovernanceTagsAreOverwritten(t *testing.T) {
 }
 
 func TestPlanTagBudget(t *testing.T) {
-	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{"ManagedBy", "platform"}})
+	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{Key: "ManagedBy", Value: "platform"}})
 	creator := events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R"}
 	requestTags := func(n int, extra ...tagger.Tag) func(*events.KeyEvent) {
 		return func(ev *events.KeyEvent) {
@@ -217,9 +217,9 @@ func TestNewPolicyRejectsBadConfiguration(t *testing.T) {
 		{"bad character", tagger.Names{CreatedBy: "Created By!"}, "", nil, "does not accept"},
 		{"too long", tagger.Names{CreatedBy: strings.Repeat("k", 129)}, "", nil, "more than 128"},
 		{"duplicate", tagger.Names{CreatedBy: "Owner", CreatedAt: "Owner"}, "", nil, "configured twice"},
-		{"static duplicates derived", tagger.DefaultNames(), "", []tagger.Tag{{"CreatedBy", "x"}}, "configured twice"},
-		{"static bad value", tagger.Names{}, "", []tagger.Tag{{"K", "a,b"}}, "does not accept"},
-		{"static value too long", tagger.Names{}, "", []tagger.Tag{{"K", strings.Repeat("v", 257)}}, "more than 256"},
+		{"static duplicates derived", tagger.DefaultNames(), "", []tagger.Tag{{Key: "CreatedBy", Value: "x"}}, "configured twice"},
+		{"static bad value", tagger.Names{}, "", []tagger.Tag{{Key: "K", Value: "a,b"}}, "does not accept"},
+		{"static value too long", tagger.Names{}, "", []tagger.Tag{{Key: "K", Value: strings.Repeat("v", 257)}}, "more than 256"},
 		{"nothing", tagger.Names{}, "", nil, "no tags configured"},
 	}
 	for _, tt := range tests {
