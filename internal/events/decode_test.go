@@ -372,9 +372,35 @@ func TestDecode(t *testing.T) {
 			scenario: "unrelated_kms_event",
 			want: events.Decoded{
 				Kind:      events.KindIgnore,
-				Reason:    `eventName "TagResource" of aws.kms "AWS API Call via CloudTrail" is not handled (want CreateKey or ReplicateKey)`,
+				Reason:    `eventName "EnableKeyRotation" of aws.kms "AWS API Call via CloudTrail" is not handled (want CreateKey or ReplicateKey or TagResource or UntagResource)`,
 				EventID:   "2c9051d1-b43d-4bd0-8f83-3d80aef2074c",
-				EventName: "TagResource",
+				EventName: "EnableKeyRotation",
+			},
+		},
+		{
+			scenario: "tagresource",
+			want: events.Decoded{
+				Kind: events.KindTagChange, EventID: "2c9051d1-b43d-4bd0-8f83-3d80aef2074c", EventName: "TagResource",
+				Change: &events.TagChange{
+					EventID: "2c9051d1-b43d-4bd0-8f83-3d80aef2074c", EventName: "TagResource", EventTime: utc(2024, 12, 9, 10, 11, 12),
+					KeyARN: "arn:aws:kms:us-east-1:111122223333:key/3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13", KeyID: "3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13",
+					Region: "us-east-1", Account: "111122223333", Partition: "aws",
+					Actor: events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice", PrincipalID: "AIDAYXPCD7EXAMPLE4U2Q", AccountID: "111122223333"},
+					Set:   []events.Tag{{Key: "owner", Value: "alice"}},
+				},
+			},
+		},
+		{
+			scenario: "untagresource",
+			want: events.Decoded{
+				Kind: events.KindTagChange, EventID: "a7d3c2b1-6e5f-4a89-b0c1-d2e3f4a5b6c7", EventName: "UntagResource",
+				Change: &events.TagChange{
+					EventID: "a7d3c2b1-6e5f-4a89-b0c1-d2e3f4a5b6c7", EventName: "UntagResource", EventTime: utc(2024, 12, 9, 10, 11, 12),
+					KeyARN: "arn:aws:kms:us-east-1:111122223333:key/3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13", KeyID: "3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13",
+					Region: "us-east-1", Account: "111122223333", Partition: "aws",
+					Actor:   events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice", PrincipalID: "AIDAYXPCD7EXAMPLE4U2Q", AccountID: "111122223333"},
+					Removed: []string{"CreatedBy", "owner"},
+				},
 			},
 		},
 		{

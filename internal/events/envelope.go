@@ -55,6 +55,8 @@ type parser struct {
 var parsers = []parser{
 	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameCreateKey, parseCreateKey},
 	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameReplicateKey, parseReplicateKey},
+	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameTagResource, parseTagResource},
+	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameUntagResource, parseUntagResource},
 }
 
 // recordHead is the first pass over a CloudTrail record: just enough to pick

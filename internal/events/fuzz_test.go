@@ -63,11 +63,16 @@ func checkInvariants(t *testing.T, fn string, d events.Decoded, err error) {
 		if d.EventID != k.EventID {
 			t.Fatalf("%s: got Decoded.EventID %q and Key.EventID %q, want them equal", fn, d.EventID, k.EventID)
 		}
+	case events.KindTagChange:
+		c := d.Change
+		if c == nil || c.KeyARN == "" || c.Region == "" || c.Account == "" || c.EventID == "" || c.EventTime.IsZero() {
+			t.Fatalf("%s: got KindTagChange with change %+v, want KeyARN, Region, Account, EventID and EventTime set", fn, c)
+		}
 	case events.KindIgnore, events.KindFailedCall, events.KindSkip:
 		if d.Reason == "" {
 			t.Fatalf("%s: got %v with no Reason, want a Reason", fn, d.Kind)
 		}
 	default:
-		t.Fatalf("%s: got Kind %d with no error, want tag, ignore, failed-call or skip", fn, d.Kind)
+		t.Fatalf("%s: got Kind %d with no error, want tag, tag-change, ignore, failed-call or skip", fn, d.Kind)
 	}
 }

@@ -68,6 +68,8 @@ func (k Kind) String() string {
 		return "failed-call"
 	case KindSkip:
 		return "skip"
+	case KindTagChange:
+		return "tag-change"
 	default:
 		return "unknown"
 	}
@@ -87,6 +89,8 @@ type Decoded struct {
 	// Key is the key the event is about; set for KindTag and, where it can be
 	// read, KindSkip.
 	Key *KeyEvent
+	// Change is the tag change of a KindTagChange.
+	Change *TagChange
 }
 
 // Tag is one tag as a creator passed it in the request.
@@ -151,4 +155,41 @@ type KeyEvent struct {
 	Creator Creator `json:"creator"`
 	// RequestTags are the tags the creator passed in the request, in order.
 	RequestTags []Tag `json:"requestTags,omitempty"`
+}
+
+// Names of the tag-changing calls the tamper repair watches.
+const (
+	// EventNameTagResource is the CloudTrail eventName of kms:TagResource.
+	EventNameTagResource = "TagResource"
+	// EventNameUntagResource is the CloudTrail eventName of kms:UntagResource.
+	EventNameUntagResource = "UntagResource"
+)
+
+// KindTagChange is a TagResource or UntagResource call that succeeded:
+// Decoded.Change is set. The tamper repair decides whether it touched
+// governance tags.
+const KindTagChange Kind = KindSkip + 1
+
+// TagChange is a successful TagResource or UntagResource call on a key.
+type TagChange struct {
+	// EventID is the CloudTrail eventID.
+	EventID string `json:"eventId"`
+	// EventName is TagResource or UntagResource.
+	EventName string `json:"eventName"`
+	// EventTime is the CloudTrail eventTime, in UTC.
+	EventTime time.Time `json:"eventTime"`
+	// KeyARN is the key whose tags changed.
+	KeyARN string `json:"keyArn"`
+	// KeyID is the key id part of KeyARN.
+	KeyID string `json:"keyId"`
+	// Region, Account and Partition are those of KeyARN.
+	Region    string `json:"region"`
+	Account   string `json:"account"`
+	Partition string `json:"partition"`
+	// Actor is who changed the tags.
+	Actor Creator `json:"actor"`
+	// Set are the tags a TagResource call wrote.
+	Set []Tag `json:"set,omitempty"`
+	// Removed are the tag keys an UntagResource call removed.
+	Removed []string `json:"removed,omitempty"`
 }

@@ -54,9 +54,11 @@ type Result struct {
 	// Overridden are creator-passed values of owned tags that Tags replaced.
 	Overridden []Tag `json:"overridden,omitempty"`
 	// Dropped are governance tags that did not fit within 50 tags.
-	Dropped   []Tag  `json:"dropped,omitempty"`
-	Attempts  int    `json:"attempts,omitempty"`
-	ErrorCode string `json:"errorCode,omitempty"`
+	Dropped []Tag `json:"dropped,omitempty"`
+	// Repair is set when the event was a tamper repair.
+	Repair    *Repair `json:"repair,omitempty"`
+	Attempts  int     `json:"attempts,omitempty"`
+	ErrorCode string  `json:"errorCode,omitempty"`
 }
 
 // Handler tags the key of one event. Its zero value is not usable: Policy
@@ -72,6 +74,9 @@ type Handler struct {
 	// DeadLetterReserve is the time kept before the invocation deadline for
 	// writing a dead letter; KMS retries stop that much earlier.
 	DeadLetterReserve time.Duration
+	// Tamper configures the repair of governance tags that someone else
+	// changed or removed; its zero value switches the repair off.
+	Tamper TamperRepair
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -88,25 +93,36 @@ func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Result, erro
 func (h *Handler) handle(ctx context.Context, raw json.RawMessage) (Result, error) {
 	dec, err := events.Decode(raw)
 	res := Result{EventID: dec.EventID, EventName: dec.EventName}
-	if dec.Key != nil {
+	switch {
+	case dec.Key != nil:
 		res.KeyARN, res.Region, res.Account = dec.Key.KeyARN, dec.Key.Region, dec.Key.Account
+	case dec.Change != nil:
+		res.KeyARN, res.Region, res.Account = dec.Change.KeyARN, dec.Change.Region, dec.Change.Account
 	}
 	if err != nil {
 		return h.deadLetter(ctx, raw, res, Permanent, CodeMalformedEvent, err)
 	}
-	if dec.Kind != events.KindTag {
+	switch dec.Kind {
+	case events.KindTag:
+		return h.apply(ctx, raw, res, dec.Key)
+	case events.KindTagChange:
+		return h.repair(ctx, raw, res, dec.Change)
+	default:
 		res.Outcome, res.Reason = OutcomeSkipped, dec.Reason
 		return res, nil
 	}
+}
 
-	plan := h.Policy.Plan(dec.Key)
+// apply writes the tags the policy derives from key's creation event.
+func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, key *events.KeyEvent) (Result, error) {
+	plan := h.Policy.Plan(key)
 	res.Tags, res.Overridden, res.Dropped = plan.Tags, plan.Overridden, plan.Dropped
 	if len(plan.Tags) == 0 {
-		err := fmt.Errorf("key %s already has %d tags of its creator: no room for governance tags", dec.Key.KeyARN, MaxTagsPerKey)
+		err := fmt.Errorf("key %s already has %d tags of its creator: no room for governance tags", key.KeyARN, MaxTagsPerKey)
 		return h.deadLetter(ctx, raw, res, Permanent, CodeTagBudgetExceeded, err)
 	}
 
-	attempts, err := h.tag(ctx, h.eventLogger(res), dec.Key, plan.Tags)
+	attempts, err := h.tag(ctx, h.eventLogger(res), key, plan.Tags)
 	res.Attempts = attempts
 	if err == nil {
 		res.Outcome = OutcomeTagged

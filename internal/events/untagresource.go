@@ -1,0 +1,31 @@
+package events
+
+// UntagResourceRequest is requestParameters of an UntagResource record (the
+// KMS UntagResource request):
+//
+//	{"keyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "tagKeys": ["CreatedBy"]}
+type UntagResourceRequest struct {
+	// KeyID is the key id or ARN the caller passed.
+	KeyID string `json:"keyId"`
+	// TagKeys are the keys of the tags the call removed.
+	TagKeys []string `json:"tagKeys"`
+}
+
+// parseUntagResource decodes an UntagResource record into a TagChange.
+func parseUntagResource(rec *Record) (Decoded, error) {
+	var req UntagResourceRequest
+	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
+	if rec.ErrorCode != "" {
+		return rec.failedTagChange(), nil
+	}
+	if err := unmarshalPart("UntagResource requestParameters", rec.RequestParameters, &req); err != nil {
+		return d, err
+	}
+	ch, err := rec.newTagChange(req.KeyID)
+	if err != nil {
+		return d, err
+	}
+	ch.Removed = req.TagKeys
+	d.Kind, d.Change = KindTagChange, ch
+	return d, nil
+}

@@ -1,0 +1,163 @@
+package history
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+// LookupAPI is the part of the CloudTrail API the finder calls.
+type LookupAPI interface {
+	LookupEvents(ctx context.Context, in *cloudtrail.LookupEventsInput, optFns ...func(*cloudtrail.Options)) (*cloudtrail.LookupEventsOutput, error)
+}
+
+var _ LookupAPI = (*cloudtrail.Client)(nil)
+
+// DescribeAPI is the part of the KMS API the finder calls to narrow the
+// lookup to the minutes around the key's creation.
+type DescribeAPI interface {
+	DescribeKey(ctx context.Context, in *kms.DescribeKeyInput, optFns ...func(*kms.Options)) (*kms.DescribeKeyOutput, error)
+}
+
+var _ DescribeAPI = (*kms.Client)(nil)
+
+// Window is how far around a key's CreationDate the lookup searches: the
+// CloudTrail eventTime of the call and the key's CreationDate differ by
+// moments, and a replica's ReplicateKey call precedes its creation.
+const Window = 15 * time.Minute
+
+// Finder finds creation events. It is safe for concurrent use.
+type Finder struct {
+	// Lookup returns the CloudTrail client for a region.
+	Lookup func(region string) LookupAPI
+	// Describe returns the KMS client for a region; nil searches the whole
+	// event history of the key, which for a busy key means many pages.
+	Describe func(region string) DescribeAPI
+}
+
+// NewFinder returns a Finder whose clients are made from cfg on first use,
+// one per region.
+func NewFinder(cfg aws.Config, kmsOpts ...func(*kms.Options)) *Finder {
+	var mu sync.Mutex
+	trails := map[string]*cloudtrail.Client{}
+	keys := map[string]*kms.Client{}
+	return &Finder{
+		Lookup: func(region string) LookupAPI {
+			mu.Lock()
+			defer mu.Unlock()
+			if c, ok := trails[region]; ok {
+				return c
+			}
+			c := cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) { o.Region = region })
+			trails[region] = c
+			return c
+		},
+		Describe: func(region string) DescribeAPI {
+			mu.Lock()
+			defer mu.Unlock()
+			if c, ok := keys[region]; ok {
+				return c
+			}
+			c := kms.NewFromConfig(cfg, append([]func(*kms.Options){func(o *kms.Options) { o.Region = region }}, kmsOpts...)...)
+			keys[region] = c
+			return c
+		},
+	}
+}
+
+var _ tagger.CreationFinder = (*Finder)(nil)
+
+// FindCreation looks up the events on keyARN in its region and returns the
+// decoded CreateKey that created it. For a replica, whose CreateKey in its
+// own region is made by AWS for a ReplicateKey call, it looks up the
+// ReplicateKey in the primary key's region, which names the real creator.
+// The error wraps tagger.ErrNoCreationEvent when neither is in the history.
+func (f *Finder) FindCreation(ctx context.Context, keyARN string) (*events.KeyEvent, error) {
+	a, err := arn.Parse(keyARN)
+	if err != nil {
+		return nil, fmt.Errorf("finding creation event of %q: %w", keyARN, err)
+	}
+	start, end, err := f.window(ctx, a.Region, keyARN)
+	if err != nil {
+		return nil, err
+	}
+	key, primary, err := f.search(ctx, a.Region, keyARN, keyARN, events.EventNameCreateKey, start, end)
+	if err != nil || key != nil {
+		return key, err
+	}
+	if primary != "" {
+		p, err := arn.Parse(primary)
+		if err != nil {
+			return nil, fmt.Errorf("primary key %q of replica %s: %w", primary, keyARN, err)
+		}
+		// The ReplicateKey is logged in the primary's region, on the primary.
+		if key, _, err = f.search(ctx, p.Region, primary, keyARN, events.EventNameReplicateKey, start.Add(-Window), end); err != nil || key != nil {
+			return key, err
+		}
+	}
+	return nil, fmt.Errorf("key %s: %w", keyARN, tagger.ErrNoCreationEvent)
+}
+
+// window returns the time range to search: around the key's CreationDate
+// when it can be read, else the whole history (zero times).
+func (f *Finder) window(ctx context.Context, region, keyARN string) (time.Time, time.Time, error) {
+	if f.Describe == nil {
+		return time.Time{}, time.Time{}, nil
+	}
+	out, err := f.Describe(region).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)})
+	if err != nil {
+		return time.Time{}, time.Time{}, fmt.Errorf("describing key %s: %w", keyARN, err)
+	}
+	created := aws.ToTime(out.KeyMetadata.CreationDate)
+	if created.IsZero() {
+		return time.Time{}, time.Time{}, nil
+	}
+	return created.Add(-Window), created.Add(Window), nil
+}
+
+// search pages through the events on resource in region between start and
+// end (zero: unbounded) and returns the first decodable eventName that tags
+// keyARN. primary is set when it saw the AWS-made CreateKey of a replica.
+func (f *Finder) search(ctx context.Context, region, resource, keyARN, eventName string, start, end time.Time) (key *events.KeyEvent, primary string, err error) {
+	in := &cloudtrail.LookupEventsInput{
+		LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyResourceName, AttributeValue: aws.String(resource)}},
+	}
+	if !start.IsZero() {
+		in.StartTime, in.EndTime = aws.Time(start), aws.Time(end)
+	}
+	pages := cloudtrail.NewLookupEventsPaginator(f.Lookup(region), in)
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, "", fmt.Errorf("looking up events of key %s in %s: %w", keyARN, region, err)
+		}
+		for _, ev := range page.Events {
+			if aws.ToString(ev.EventName) != eventName {
+				continue
+			}
+			dec, err := events.DecodeRecord([]byte(aws.ToString(ev.CloudTrailEvent)))
+			if err != nil || dec.Key == nil || dec.Key.KeyARN != keyARN {
+				continue // not this key's creation, or unreadable: keep looking
+			}
+			switch dec.Kind {
+			case events.KindTag:
+				return dec.Key, "", nil
+			case events.KindSkip:
+				if dec.Key.PrimaryKeyARN != "" {
+					primary = dec.Key.PrimaryKeyARN
+				}
+			}
+		}
+	}
+	return nil, primary, nil
+}
