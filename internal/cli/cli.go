@@ -35,6 +35,8 @@ type command struct {
 // in its own file.
 var commands = []command{
 	{"invoke", "run the Lambda handler on one event (--event FILE, - for stdin)", invoke},
+	{"doctor", "check that the tagger can work here: CloudTrail, dead-letter queue, credentials", doctorCmd},
+	{"redrive", "try the dead-letter queue's events again once the cause is fixed (--dry-run, --max N)", redriveCmd},
 }
 
 func usage() string {

@@ -16,6 +16,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
+	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
 )
 
 // Outcome is how one event ended.
@@ -74,6 +75,9 @@ type Handler struct {
 	// DeadLetterReserve is the time kept before the invocation deadline for
 	// writing a dead letter; KMS retries stop that much earlier.
 	DeadLetterReserve time.Duration
+	// Metrics receives CloudWatch Embedded Metric Format lines, one per
+	// event; nil writes none.
+	Metrics *metrics.Emitter
 	// Tamper configures the repair of governance tags that someone else
 	// changed or removed; its zero value switches the repair off.
 	Tamper TamperRepair
@@ -85,9 +89,33 @@ type Handler struct {
 // be tried again by Lambda: a transient failure that outlasted the retries,
 // or a permanent failure that could not be dead-lettered.
 func (h *Handler) Handle(ctx context.Context, raw json.RawMessage) (Result, error) {
+	start := h.now()
 	res, err := h.handle(ctx, raw)
 	h.logResult(ctx, res, err)
+	h.recordMetrics(ctx, start, res)
 	return res, err
+}
+
+// recordMetrics writes the event's metrics; a failure to write them is
+// logged and does not change the outcome.
+func (h *Handler) recordMetrics(ctx context.Context, start time.Time, res Result) {
+	if h.Metrics == nil {
+		return
+	}
+	written := 0
+	if res.Outcome == OutcomeTagged {
+		written = len(res.Tags)
+	}
+	repaired := 0
+	if res.Repair != nil && res.Outcome == OutcomeTagged {
+		repaired = 1
+	}
+	if err := h.Metrics.Record(metrics.Event{
+		Outcome: string(res.Outcome), EventName: res.EventName, Region: res.Region,
+		Attempts: res.Attempts, TagsWritten: written, Repairs: repaired, Duration: h.now().Sub(start), Time: start,
+	}); err != nil {
+		h.eventLogger(res).LogAttrs(ctx, slog.LevelWarn, "writing metrics failed", slog.String("error", err.Error()))
+	}
 }
 
 func (h *Handler) handle(ctx context.Context, raw json.RawMessage) (Result, error) {
