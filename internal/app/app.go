@@ -8,6 +8,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -15,8 +16,11 @@ import (
 
 // NewHandler returns the handler cfg describes. The AWS configuration comes
 // from the standard sources (environment, shared files, the Lambda role);
-// endpoints too, so AWS_ENDPOINT_URL_KMS and AWS_ENDPOINT_URL_SQS point it at
-// other implementations of the APIs. It makes no network call.
+// endpoints too, so AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SQS and
+// AWS_ENDPOINT_URL_STS point it at other implementations of the APIs. With
+// MEMBER_ROLE_NAME or HOME_ACCOUNT_ID set, keys of other accounts are tagged
+// with a role assumed in them (or refused by name); otherwise every key is
+// tagged with the function's own credentials. It makes no network call.
 func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagger.Handler, error) {
 	policy, err := cfg.Policy()
 	if err != nil {
@@ -27,11 +31,19 @@ func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagg
 		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	retryer := tagger.NewRetryer(cfg.Retry)
+	withRetryer := func(o *kms.Options) { o.Retryer = retryer }
+	var clients tagger.KMSClients = tagger.NewRegionalKMS(awsCfg, withRetryer)
+	if cfg.CrossAccount() {
+		clients = tagger.NewAccountKMS(awsCfg, sts.NewFromConfig(awsCfg), tagger.AccountKMSOptions{
+			HomeAccount: cfg.HomeAccountID,
+			RoleName:    cfg.MemberRoleName,
+			RolePath:    cfg.MemberRolePath,
+			ExternalID:  cfg.MemberExternalID,
+		}, withRetryer)
+	}
 	h := &tagger.Handler{
-		Policy: policy,
-		KMS: tagger.NewRegionalKMS(awsCfg, func(o *kms.Options) {
-			o.Retryer = retryer
-		}),
+		Policy:            policy,
+		KMS:               clients,
 		Logger:            log,
 		DeadLetterReserve: cfg.DeadLetterReserve,
 	}

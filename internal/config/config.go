@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -27,6 +28,10 @@ const (
 	EnvNotFoundAttempts   = "NOT_FOUND_ATTEMPTS"
 	EnvDeadLetterReserve  = "DEAD_LETTER_RESERVE"
 	EnvLogLevel           = "LOG_LEVEL"
+	EnvMemberRoleName     = "MEMBER_ROLE_NAME"
+	EnvMemberRolePath     = "MEMBER_ROLE_PATH"
+	EnvMemberExternalID   = "MEMBER_ROLE_EXTERNAL_ID"
+	EnvHomeAccountID      = "HOME_ACCOUNT_ID"
 )
 
 // Off, as the value of a TAG_NAME_* variable, switches that tag off.
@@ -56,6 +61,10 @@ var Settings = []Setting{
 	{EnvNotFoundAttempts, "3", "Most attempts when KMS does not find a key it just created (eventual consistency)."},
 	{EnvDeadLetterReserve, "3s", "Time kept before the invocation deadline to write a dead letter; retries stop that much earlier. A Go duration."},
 	{EnvLogLevel, "INFO", "DEBUG, INFO, WARN or ERROR. Falls back to AWS_LAMBDA_LOG_LEVEL."},
+	{EnvMemberRoleName, "", "Name of the role the tagger assumes in another account to tag that account's keys (see docs/MULTIACCOUNT.md). Empty turns cross-account tagging off: keys of other accounts are dead-lettered."},
+	{EnvMemberRolePath, "/", "Path of that role, such as /governance/."},
+	{EnvMemberExternalID, "", "External ID passed when assuming the member role, if its trust policy requires one."},
+	{EnvHomeAccountID, "", "The tagger's own account, whose keys it tags with its own credentials. Empty means it is asked of sts:GetCallerIdentity once."},
 }
 
 // Config is the tagger's configuration.
@@ -67,7 +76,32 @@ type Config struct {
 	Retry              tagger.RetryOptions
 	DeadLetterReserve  time.Duration
 	LogLevel           slog.Level
+	// MemberRoleName is the role assumed in other accounts; empty means
+	// cross-account tagging is off.
+	MemberRoleName string
+	// MemberRolePath is that role's path, "/" by default.
+	MemberRolePath string
+	// MemberExternalID is the external ID passed to AssumeRole, if any.
+	MemberExternalID string
+	// HomeAccountID is the tagger's own account; empty means it is found
+	// with sts:GetCallerIdentity.
+	HomeAccountID string
 }
+
+// CrossAccount reports whether the handler needs to tell accounts apart:
+// a member role is set (keys of other accounts are tagged through it), or
+// the home account is set (keys of other accounts are refused by name).
+func (c Config) CrossAccount() bool {
+	return c.MemberRoleName != "" || c.HomeAccountID != ""
+}
+
+// Patterns IAM and STS accept for the cross-account settings.
+var (
+	roleNamePattern   = regexp.MustCompile(`^[\w+=,.@-]{1,64}$`)
+	rolePathPattern   = regexp.MustCompile(`^/([\x21-\x7E]{0,510}/)?$`)
+	externalIDPattern = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
+	accountIDPattern  = regexp.MustCompile(`^\d{12}$`)
+)
 
 // FromEnv reads the configuration with getenv (os.Getenv in production).
 // An unset or empty variable takes its default. Every error is reported, not
@@ -136,6 +170,25 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if err := c.LogLevel.UnmarshalText([]byte(strings.TrimSpace(level))); err != nil {
 		errs = append(errs, fmt.Errorf("%s: %q is not DEBUG, INFO, WARN or ERROR", EnvLogLevel, level))
+	}
+	c.MemberRoleName = get(EnvMemberRoleName)
+	c.MemberRolePath = get(EnvMemberRolePath)
+	c.MemberExternalID = get(EnvMemberExternalID)
+	c.HomeAccountID = get(EnvHomeAccountID)
+	if c.MemberRoleName != "" && !roleNamePattern.MatchString(c.MemberRoleName) {
+		errs = append(errs, fmt.Errorf("%s: %q is not an IAM role name (1 to 64 of letters, digits and +=,.@_-)", EnvMemberRoleName, c.MemberRoleName))
+	}
+	if !rolePathPattern.MatchString(c.MemberRolePath) {
+		errs = append(errs, fmt.Errorf("%s: %q is not an IAM path such as / or /governance/", EnvMemberRolePath, c.MemberRolePath))
+	}
+	if c.MemberExternalID != "" && (len(c.MemberExternalID) < 2 || len(c.MemberExternalID) > 1224 || !externalIDPattern.MatchString(c.MemberExternalID)) {
+		errs = append(errs, fmt.Errorf("%s: %q is not an external ID (2 to 1224 of letters, digits and +=,.@:/_-)", EnvMemberExternalID, c.MemberExternalID))
+	}
+	if c.MemberExternalID != "" && c.MemberRoleName == "" {
+		errs = append(errs, fmt.Errorf("%s is set but %s is empty: no role would be assumed with it", EnvMemberExternalID, EnvMemberRoleName))
+	}
+	if c.HomeAccountID != "" && !accountIDPattern.MatchString(c.HomeAccountID) {
+		errs = append(errs, fmt.Errorf("%s: %q is not a 12-digit account ID", EnvHomeAccountID, c.HomeAccountID))
 	}
 	if _, err := c.Policy(); err != nil {
 		errs = append(errs, err)

@@ -98,3 +98,74 @@ func TestSettingsAreDocumented(t *testing.T) {
 		}
 	}
 }
+
+func TestCrossAccountSettings(t *testing.T) {
+	tests := []struct {
+		name         string
+		env          map[string]string
+		wantRole     string
+		wantPath     string
+		wantExternal string
+		wantHome     string
+		wantCross    bool
+	}{
+		{"defaults: off", nil, "", "/", "", "", false},
+		{
+			"member role with external id",
+			map[string]string{"MEMBER_ROLE_NAME": " kms-autotagger-member ", "MEMBER_ROLE_EXTERNAL_ID": "org-o-a1b2c3d4e5"},
+			"kms-autotagger-member", "/", "org-o-a1b2c3d4e5", "", true,
+		},
+		{
+			"member role with a path and the home account",
+			map[string]string{"MEMBER_ROLE_NAME": "tagger", "MEMBER_ROLE_PATH": "/governance/", "HOME_ACCOUNT_ID": "111122223333"},
+			"tagger", "/governance/", "", "111122223333", true,
+		},
+		{"home account only: foreign keys refused", map[string]string{"HOME_ACCOUNT_ID": "111122223333"}, "", "/", "", "111122223333", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c, err := config.FromEnv(env(tt.env))
+			if err != nil {
+				t.Fatalf("FromEnv: %v", err)
+			}
+			if c.MemberRoleName != tt.wantRole || c.MemberRolePath != tt.wantPath || c.MemberExternalID != tt.wantExternal || c.HomeAccountID != tt.wantHome {
+				t.Errorf("got role %q path %q external id %q home %q, want %q %q %q %q",
+					c.MemberRoleName, c.MemberRolePath, c.MemberExternalID, c.HomeAccountID, tt.wantRole, tt.wantPath, tt.wantExternal, tt.wantHome)
+			}
+			if got := c.CrossAccount(); got != tt.wantCross {
+				t.Errorf("CrossAccount() = %v, want %v", got, tt.wantCross)
+			}
+		})
+	}
+}
+
+func TestCrossAccountSettingErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"role name with a slash", map[string]string{"MEMBER_ROLE_NAME": "path/role"}, "MEMBER_ROLE_NAME"},
+		{"role name too long", map[string]string{"MEMBER_ROLE_NAME": strings.Repeat("r", 65)}, "MEMBER_ROLE_NAME"},
+		{"path without slashes", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "governance"}, "MEMBER_ROLE_PATH"},
+		{"path without the closing slash", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "/governance"}, "MEMBER_ROLE_PATH"},
+		{"external id with a space", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": "a b"}, "MEMBER_ROLE_EXTERNAL_ID"},
+		{"external id of one character", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": "a"}, "MEMBER_ROLE_EXTERNAL_ID"},
+		{"external id too long", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": strings.Repeat("e", 1225)}, "MEMBER_ROLE_EXTERNAL_ID"},
+		{"external id without a role", map[string]string{"MEMBER_ROLE_EXTERNAL_ID": "org-secret"}, "MEMBER_ROLE_NAME is empty"},
+		{"home account of 11 digits", map[string]string{"HOME_ACCOUNT_ID": "11112222333"}, "HOME_ACCOUNT_ID"},
+		{"home account with letters", map[string]string{"HOME_ACCOUNT_ID": "11112222333x"}, "HOME_ACCOUNT_ID"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := config.FromEnv(env(tt.env))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got error %v, want one naming %s", err, tt.want)
+			}
+		})
+	}
+	long := map[string]string{"MEMBER_ROLE_NAME": strings.Repeat("r", 64), "MEMBER_ROLE_EXTERNAL_ID": strings.Repeat("e", 1224), "MEMBER_ROLE_PATH": "/a/b/"}
+	if _, err := config.FromEnv(env(long)); err != nil {
+		t.Errorf("longest valid values: got %v, want no error", err)
+	}
+}

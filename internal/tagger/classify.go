@@ -25,8 +25,9 @@ const (
 	Transient Class = iota + 1
 	// Permanent failures will fail the same way every time until someone
 	// acts: a key pending deletion, a rejected tag, a tag limit, a bad ARN,
-	// access denied, a key that is not found, a malformed event. The handler
-	// writes them to the dead-letter queue.
+	// access denied, a key that is not found, a malformed event, a member
+	// account's role that cannot be assumed. The handler writes them to the
+	// dead-letter queue.
 	Permanent
 )
 
@@ -58,6 +59,8 @@ const (
 	CodeDeadlineExceeded   = "DeadlineExceeded"
 	CodeNetwork            = "NetworkError"
 	CodeUnknown            = "Unknown"
+	CodeAssumeRoleFailed   = "AssumeRoleFailed"
+	CodeCrossAccountOff    = "CrossAccountOff"
 	codeRequestTimeoutLong = "RequestTimeoutException"
 )
 
@@ -80,8 +83,19 @@ func Classify(err error) (Class, string) {
 		apiErr    smithy.APIError
 		malformed *events.MalformedError
 		respErr   *awshttp.ResponseError
+		account   *AccountError
 	)
 	switch {
+	case errors.As(err, &account):
+		// No credentials for the key's account: permanent, unless STS
+		// itself failed in a way worth retrying.
+		if account.RoleARN == "" {
+			return Permanent, CodeCrossAccountOff
+		}
+		if class, code := Classify(account.Err); class == Transient && code != CodeUnknown {
+			return class, code
+		}
+		return Permanent, CodeAssumeRoleFailed
 	case errors.As(err, &malformed):
 		return Permanent, CodeMalformedEvent
 	case errors.As(err, &apiErr):

@@ -1,0 +1,238 @@
+package tagger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
+)
+
+// DefaultSessionName is the RoleSessionName of the tagger's sessions in
+// member accounts; it shows in their CloudTrail records of TagResource.
+const DefaultSessionName = "kms-autotagger"
+
+// credentialsExpiryWindow is how long before they expire assumed-role
+// credentials are refreshed, so that none expires during a call.
+const credentialsExpiryWindow = time.Minute
+
+// STSAPI is the part of the STS API AccountKMS calls: AssumeRole for the
+// member accounts' credentials, GetCallerIdentity for the tagger's own
+// account when it is not given.
+type STSAPI interface {
+	AssumeRole(ctx context.Context, in *sts.AssumeRoleInput, optFns ...func(*sts.Options)) (*sts.AssumeRoleOutput, error)
+	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, optFns ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+var _ STSAPI = (*sts.Client)(nil)
+
+// AccountError is a failure to get KMS credentials for a key's account: the
+// role in it could not be assumed (RoleARN names the role), or the key is
+// in another account while cross-account tagging is off (RoleARN is
+// empty). Classify sorts it as permanent, with CodeAssumeRoleFailed or
+// CodeCrossAccountOff, unless the cause is transient (STS throttled, 5xx,
+// network fault, deadline).
+type AccountError struct {
+	Account string
+	RoleARN string
+	Err     error
+}
+
+// Error names the account and, when there is one, the role.
+func (e *AccountError) Error() string {
+	if e.RoleARN == "" {
+		return fmt.Sprintf("key of account %s: %v", e.Account, e.Err)
+	}
+	return fmt.Sprintf("assuming role %s in account %s: %v", e.RoleARN, e.Account, e.Err)
+}
+
+// Unwrap returns the cause.
+func (e *AccountError) Unwrap() error { return e.Err }
+
+// AccountKMSOptions configures NewAccountKMS.
+type AccountKMSOptions struct {
+	// HomeAccount is the account of the base credentials. Empty means it is
+	// asked of sts:GetCallerIdentity once, when first needed.
+	HomeAccount string
+	// RoleName is the name of the role the tagger assumes in every other
+	// account. Empty turns cross-account tagging off: keys of other
+	// accounts then fail with an *AccountError.
+	RoleName string
+	// RolePath is the path of that role, such as "/governance/"; "/" when
+	// empty.
+	RolePath string
+	// ExternalID, when not empty, is passed to AssumeRole (the member
+	// role's trust policy requires it with an sts:ExternalId condition).
+	ExternalID string
+	// SessionName is the RoleSessionName; DefaultSessionName when empty.
+	SessionName string
+}
+
+// AccountKMS serves the keys of every account: the tagger's own account
+// with the base credentials, every other account with the credentials of a
+// role assumed in it (TagResource cannot be called across accounts). It
+// keeps one RegionalKMS per account, made on first use; the assumed-role
+// credentials are cached and refreshed before they expire. Making it calls
+// no AWS API. It is safe for concurrent use.
+type AccountKMS struct {
+	cfg    aws.Config
+	sts    STSAPI
+	opts   AccountKMSOptions
+	optFns []func(*kms.Options)
+	home   *RegionalKMS
+
+	homeMu      sync.Mutex
+	homeAccount string
+
+	mu       sync.Mutex
+	accounts map[string]*RegionalKMS
+}
+
+var _ KMSClients = (*AccountKMS)(nil)
+
+// accountIDPattern is the form of an AWS account ID.
+var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
+
+// NewAccountKMS returns clients made from cfg (the base credentials and
+// endpoint resolution) with optFns applied to every KMS client; stsClient
+// assumes the member roles and, when opts.HomeAccount is empty, tells the
+// tagger's own account.
+func NewAccountKMS(cfg aws.Config, stsClient STSAPI, opts AccountKMSOptions, optFns ...func(*kms.Options)) *AccountKMS {
+	if opts.SessionName == "" {
+		opts.SessionName = DefaultSessionName
+	}
+	return &AccountKMS{
+		cfg:         cfg,
+		sts:         stsClient,
+		opts:        opts,
+		optFns:      optFns,
+		home:        NewRegionalKMS(cfg, optFns...),
+		homeAccount: opts.HomeAccount,
+		accounts:    make(map[string]*RegionalKMS),
+	}
+}
+
+// KMSClient returns the client for a key of account in region: with the
+// base credentials for the tagger's own account, with the member role's
+// credentials for any other. Credentials are not fetched here but when the
+// client signs its first request, so a failure to assume the role comes
+// back from that call as an *AccountError inside the call's error.
+func (a *AccountKMS) KMSClient(ctx context.Context, account, region string) (KMSAPI, error) {
+	home, err := a.HomeAccount(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if account == home {
+		return a.home.Client(region), nil
+	}
+	if !accountIDPattern.MatchString(account) {
+		return nil, &AccountError{Account: account, Err: errors.New("not a 12-digit account ID")}
+	}
+	if a.opts.RoleName == "" {
+		return nil, &AccountError{Account: account,
+			Err: fmt.Errorf("the tagger runs in account %s and cross-account tagging is off (no member role name is set)", home)}
+	}
+	return a.member(account, region).Client(region), nil
+}
+
+// HomeAccount returns the account of the base credentials: the one given,
+// or the one sts:GetCallerIdentity answers, asked once (a failed call is
+// asked again next time).
+func (a *AccountKMS) HomeAccount(ctx context.Context) (string, error) {
+	a.homeMu.Lock()
+	defer a.homeMu.Unlock()
+	if a.homeAccount != "" {
+		return a.homeAccount, nil
+	}
+	out, err := a.sts.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		return "", fmt.Errorf("finding the tagger's own account with sts:GetCallerIdentity: %w", err)
+	}
+	account := aws.ToString(out.Account)
+	if !accountIDPattern.MatchString(account) {
+		return "", fmt.Errorf("sts:GetCallerIdentity answered account %q, not a 12-digit account ID", account)
+	}
+	a.homeAccount = account
+	return account, nil
+}
+
+// RoleARN returns the ARN of the member role in account, in the partition
+// of region.
+func (a *AccountKMS) RoleARN(account, region string) string {
+	path := a.opts.RolePath
+	if path == "" {
+		path = "/"
+	}
+	if !strings.HasPrefix(path, "/") {
+		path = "/" + path
+	}
+	if !strings.HasSuffix(path, "/") {
+		path += "/"
+	}
+	return fmt.Sprintf("arn:%s:iam::%s:role%s%s", partitionOf(region), account, path, a.opts.RoleName)
+}
+
+// member returns the RegionalKMS of account, signing with the member
+// role's credentials, made on first use.
+func (a *AccountKMS) member(account, region string) *RegionalKMS {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if r, ok := a.accounts[account]; ok {
+		return r
+	}
+	roleARN := a.RoleARN(account, region)
+	provider := stscreds.NewAssumeRoleProvider(a.sts, roleARN, func(o *stscreds.AssumeRoleOptions) {
+		o.RoleSessionName = a.opts.SessionName
+		if a.opts.ExternalID != "" {
+			o.ExternalID = aws.String(a.opts.ExternalID)
+		}
+	})
+	cfg := a.cfg.Copy()
+	cfg.Credentials = aws.NewCredentialsCache(&accountCredentials{account: account, roleARN: roleARN, provider: provider},
+		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = credentialsExpiryWindow })
+	r := NewRegionalKMS(cfg, a.optFns...)
+	a.accounts[account] = r
+	return r
+}
+
+// accountCredentials names the account and the role in every failure of
+// its provider.
+type accountCredentials struct {
+	account, roleARN string
+	provider         aws.CredentialsProvider
+}
+
+// Retrieve implements aws.CredentialsProvider.
+func (c *accountCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	creds, err := c.provider.Retrieve(ctx)
+	if err != nil {
+		return creds, &AccountError{Account: c.account, RoleARN: c.roleARN, Err: err}
+	}
+	return creds, nil
+}
+
+// partitionOf returns the partition of region, by the region name patterns
+// of the AWS partitions; "aws" for anything else.
+func partitionOf(region string) string {
+	for _, p := range []struct{ prefix, partition string }{
+		{"cn-", "aws-cn"},
+		{"us-gov-", "aws-us-gov"},
+		{"us-iso-", "aws-iso"},
+		{"us-isob-", "aws-iso-b"},
+		{"us-isof-", "aws-iso-f"},
+		{"eu-isoe-", "aws-iso-e"},
+		{"eusc-", "aws-eusc"},
+	} {
+		if strings.HasPrefix(region, p.prefix) {
+			return p.partition
+		}
+	}
+	return "aws"
+}
