@@ -87,3 +87,67 @@ clean:
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  /'
+
+# Multi-region and organization-wide deployment: see docs/MULTIACCOUNT.md.
+# Both targets need the AWS CLI (aws) and credentials.
+REGIONS          ?=
+HOME_REGION      ?=
+FORWARDER_STACK  ?= kms-autotagger-forwarder
+MEMBER_STACKSET  ?= kms-autotagger-member
+OU_IDS           ?=
+STACKSET_REGIONS ?=
+TAGGER_ROLE_ARN  ?=
+MEMBER_TAG_KEYS  ?=
+CALL_AS          ?= SELF
+DRY_RUN          ?=
+
+## deploy-forwarders: deploy deploy/region-forwarder.yaml to each of REGIONS="us-west-2 eu-west-1", forwarding to the tagger in HOME_REGION (default: the CLI's region)
+deploy-forwarders:
+	@command -v aws >/dev/null || { echo "deploy-forwarders needs the AWS CLI (aws) on PATH, with credentials for the tagger's account" >&2; exit 1; }
+	@test -n "$(strip $(REGIONS))" || { echo 'name the regions: make deploy-forwarders REGIONS="us-west-2 eu-west-1" HOME_REGION=us-east-1' >&2; exit 1; }
+	@home="$(HOME_REGION)"; home="$${home:-$$(aws configure get region || true)}"; \
+	test -n "$$home" || { echo "set HOME_REGION to the region of the $(STACK) stack" >&2; exit 1; }; \
+	for r in $(REGIONS); do \
+	  if [ "$$r" = "$$home" ]; then echo "== $$r: skipped, the tagger's own rule sees this region's events"; continue; fi; \
+	  echo "== $$r: stack $(FORWARDER_STACK), forwarding to the default event bus in $$home"; \
+	  aws cloudformation deploy --template-file deploy/region-forwarder.yaml --stack-name "$(FORWARDER_STACK)" \
+	    --region "$$r" --capabilities CAPABILITY_IAM --no-fail-on-empty-changeset \
+	    --parameter-overrides HomeRegion="$$home"; \
+	done
+
+## deploy-member-stackset: create the service-managed StackSet of deploy/member-role.yaml and its instances in OU_IDS="ou-..." for STACKSET_REGIONS (default HOME_REGION); DRY_RUN=1 only prints the commands
+deploy-member-stackset:
+	@command -v aws >/dev/null || { echo "deploy-member-stackset needs the AWS CLI (aws) on PATH, with credentials of the organization's management account or a StackSets delegated administrator (CALL_AS=DELEGATED_ADMIN)" >&2; exit 1; }
+	@test -n "$(strip $(OU_IDS))" || { echo 'name the organizational units: make deploy-member-stackset OU_IDS="ou-ab12-cdef3456" HOME_REGION=us-east-1 TAGGER_ROLE_ARN=arn:...' >&2; exit 1; }
+	@run() { printf '%q ' "$$@"; echo; if [ -z "$(DRY_RUN)" ]; then "$$@"; fi; }; \
+	home="$(HOME_REGION)"; home="$${home:-$$(aws configure get region || true)}"; \
+	test -n "$$home" || { echo "set HOME_REGION to the region of the $(STACK) stack" >&2; exit 1; }; \
+	role="$(TAGGER_ROLE_ARN)"; \
+	if [ -z "$$role" ]; then \
+	  name=$$(aws cloudformation describe-stack-resource --region "$$home" --stack-name "$(STACK)" \
+	    --logical-resource-id AutoTaggerFunctionRole --query StackResourceDetail.PhysicalResourceId --output text) && \
+	  role=$$(aws iam get-role --role-name "$$name" --query Role.Arn --output text) || \
+	  { echo "set TAGGER_ROLE_ARN to the ARN of the tagger function's role (could not read it from stack $(STACK) in $$home with these credentials)" >&2; exit 1; }; \
+	fi; \
+	central=$$(echo "$$role" | cut -d: -f5); \
+	regions="$(strip $(STACKSET_REGIONS))"; regions="$${regions:-$$home}"; \
+	case " $$regions " in *" $$home "*) ;; *) echo "note: $$home is not in STACKSET_REGIONS: the member role is made only by the stack in $$home, so it must already exist or be added" >&2;; esac; \
+	params=(ParameterKey=TaggerRoleArn,ParameterValue="$$role" ParameterKey=CentralAccountId,ParameterValue="$$central" \
+	  ParameterKey=HomeRegion,ParameterValue="$$home" ParameterKey=RoleName,ParameterValue="$(or $(MEMBER_ROLE_NAME),kms-autotagger-member)"); \
+	if [ -n "$(MEMBER_ROLE_EXTERNAL_ID)" ]; then params+=(ParameterKey=ExternalId,ParameterValue="$(MEMBER_ROLE_EXTERNAL_ID)"); fi; \
+	keys="$(MEMBER_TAG_KEYS)"; if [ -n "$$keys" ]; then params+=(ParameterKey=TagKeys,ParameterValue="$${keys//,/\\,}"); fi; \
+	if aws cloudformation describe-stack-set --region "$$home" --call-as "$(CALL_AS)" --stack-set-name "$(MEMBER_STACKSET)" >/dev/null 2>&1; then \
+	  echo "== stack set $(MEMBER_STACKSET) exists: adding instances only (change its parameters with aws cloudformation update-stack-set)"; \
+	else \
+	  echo "== creating stack set $(MEMBER_STACKSET) (member role trusts $$role)"; \
+	  run aws cloudformation create-stack-set --region "$$home" --call-as "$(CALL_AS)" --stack-set-name "$(MEMBER_STACKSET)" \
+	    --description "kms-autotagger member role and KMS event forwarding" \
+	    --template-body file://deploy/member-role.yaml --capabilities CAPABILITY_NAMED_IAM \
+	    --permission-model SERVICE_MANAGED --auto-deployment Enabled=true,RetainStacksOnAccountRemoval=false \
+	    --parameters "$${params[@]}"; \
+	fi; \
+	ous="$(strip $(OU_IDS))"; \
+	echo "== stack instances in $$ous, regions $$regions"; \
+	run aws cloudformation create-stack-instances --region "$$home" --call-as "$(CALL_AS)" --stack-set-name "$(MEMBER_STACKSET)" \
+	  --deployment-targets OrganizationalUnitIds="$${ous// /,}" --regions $$regions \
+	  --operation-preferences RegionConcurrencyType=PARALLEL,MaxConcurrentPercentage=25,FailureTolerancePercentage=10

@@ -355,6 +355,9 @@ func TestForwardTargets(t *testing.T) {
 
 			// The role may put events on that bus and nothing else.
 			role := onlyRole(t, tpl, forwarderRole)
+			if v, named := role.Property("RoleName"); named {
+				t.Errorf("forwarder role RoleName = %#v, want none: one stack per region would collide on it", v)
+			}
 			trust := trustStatements(t, tpl, role, values)
 			if len(trust) != 1 || !reflect.DeepEqual(trust[0]["Principal"], map[string]any{"Service": "events.amazonaws.com"}) ||
 				trust[0]["Action"] != "sts:AssumeRole" || trust[0]["Effect"] != "Allow" {

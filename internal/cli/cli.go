@@ -35,6 +35,7 @@ type command struct {
 // in its own file.
 var commands = []command{
 	{"invoke", "run the Lambda handler on one event (--event FILE, - for stdin)", invoke},
+	{"backfill", "tag the keys created before deployment, from CloudTrail event history", runBackfill},
 	{"doctor", "check that the tagger can work here: CloudTrail, dead-letter queue, credentials", doctorCmd},
 	{"redrive", "try the dead-letter queue's events again once the cause is fixed (--dry-run, --max N)", redriveCmd},
 }

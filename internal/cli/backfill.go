@@ -1,0 +1,362 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"strings"
+	"sync"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/account"
+	accounttypes "github.com/aws/aws-sdk-go-v2/service/account/types"
+	"golang.org/x/term"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
+	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+// Output formats of backfill.
+const (
+	outputTable = "table"
+	outputJSON  = "json"
+)
+
+// runBackfill tags the keys created before the Lambda was deployed, from
+// CloudTrail event history, with the Lambda's configuration.
+func runBackfill(ctx context.Context, args []string, stdio IO) int {
+	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
+	fs.SetOutput(stdio.Stderr)
+	regionsFlag := fs.String("regions", "", "comma-separated `REGIONS` to read the event history and keys of, or \"all\" for every region enabled in the account (account:ListRegions); default the AWS configuration's region")
+	sinceFlag := fs.String("since", "", "look up events since `WHEN`: a duration back from now (720h) or a date (2024-01-02, or RFC 3339); default and earliest 90 days ago, all the event history holds")
+	dryRun := fs.Bool("dry-run", false, "print the plan (key, region, tags to add or change) and change nothing")
+	tagUnknown := fs.Bool("tag-unknown", false, "give customer managed keys without a creation event in the history only the CreatedAt tag, from the key's creation date")
+	output := fs.String("output", outputTable, "`FORMAT` of the report: table (readable) or json (one JSON document)")
+	lookupRate := fs.Float64("lookup-rate", backfill.DefaultLookupRate, "most cloudtrail:LookupEvents requests per second per region (CloudTrail allows 2)")
+	tagRate := fs.Float64("tag-rate", backfill.DefaultTagRate, "most kms:TagResource requests per second per region")
+	fs.Usage = func() {
+		fmt.Fprintf(stdio.Stderr, "usage: autotagger backfill [--regions us-east-1,eu-west-1|all] [--since 720h|2024-01-02] [--dry-run]\n"+
+			"                           [--tag-unknown] [--output table|json] [--lookup-rate 2] [--tag-rate 10]\n\n"+
+			"Tags the KMS keys created before kms-autotagger was deployed. It looks up the CreateKey and\n"+
+			"ReplicateKey events of CloudTrail event history (the last 90 days) in each region and tags\n"+
+			"each key exactly as the Lambda would have, with the same settings. Keys that already carry\n"+
+			"the tags are left alone, so it is safe to interrupt and run again. It then lists each region's\n"+
+			"keys and reports the customer managed keys without a creation event in the history.\n\n"+
+			"The report goes to stdout; logs (and a progress line on a terminal) to stderr. Exits 1 when\n"+
+			"a key failed, a region could not be read or the run was interrupted.\n\n"+
+			"Needs cloudtrail:LookupEvents, kms:ListKeys, kms:DescribeKey, kms:ListResourceTags,\n"+
+			"kms:TagResource, and account:ListRegions for --regions all.\n\n")
+		fs.PrintDefaults()
+		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp+
+			"AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_ACCOUNT likewise.\n")
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return ExitOK
+		}
+		return ExitUsage
+	}
+	usageErr := func(format string, a ...any) int {
+		fmt.Fprintf(stdio.Stderr, "autotagger backfill: "+format+"\n", a...)
+		return ExitUsage
+	}
+	if fs.NArg() > 0 {
+		return usageErr("unexpected argument %q", fs.Arg(0))
+	}
+	if *output != outputTable && *output != outputJSON {
+		return usageErr("--output %q is not table or json", *output)
+	}
+	since, err := parseSince(*sinceFlag, time.Now())
+	if err != nil {
+		return usageErr("--since: %v", err)
+	}
+	cfg, err := config.FromEnv(stdio.Getenv)
+	if err != nil {
+		return usageErr("configuration: %v", err)
+	}
+	policy, err := cfg.Policy()
+	if err != nil {
+		return usageErr("configuration: %v", err)
+	}
+	log := slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger backfill: loading AWS configuration: %v\n", err)
+		return ExitFailure
+	}
+	regions, err := chooseRegions(ctx, *regionsFlag, awsCfg)
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger backfill: %v\n", err)
+		return ExitUsage
+	}
+	createdAt := ""
+	if cfg.Names.CreatedAt != "" {
+		createdAt = cfg.TagKeyPrefix + cfg.Names.CreatedAt
+	}
+	opts := backfill.Options{
+		Regions:      regions,
+		Since:        since,
+		DryRun:       *dryRun,
+		TagUnknown:   *tagUnknown,
+		CreatedAtKey: createdAt,
+		LookupRate:   *lookupRate,
+		TagRate:      *tagRate,
+	}
+	var progress *progressLine
+	if f, ok := stdio.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		progress = &progressLine{w: stdio.Stderr}
+		opts.Progress = progress.update
+	}
+	b, err := backfill.New(policy, backfill.NewClients(awsCfg, cfg.Retry), log, opts)
+	if err != nil {
+		return usageErr("%v", err)
+	}
+	rep, runErr := b.Run(ctx)
+	if progress != nil {
+		progress.clear()
+	}
+	if rep == nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger backfill: %v\n", runErr)
+		return ExitFailure
+	}
+	if *output == outputJSON {
+		err = writeBackfillJSON(stdio.Stdout, rep, runErr)
+	} else {
+		err = writeBackfillTable(stdio.Stdout, rep, runErr)
+	}
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger backfill: writing the report: %v\n", err)
+		return ExitFailure
+	}
+	if runErr != nil || rep.Summary.Actions[backfill.ActionFailed] > 0 {
+		return ExitFailure
+	}
+	return ExitOK
+}
+
+// parseSince reads --since: empty (the backfill's default), a duration back
+// from now, a date (midnight UTC) or an RFC 3339 time.
+func parseSince(s string, now time.Time) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d <= 0 {
+			return time.Time{}, fmt.Errorf("%q is not a positive duration", s)
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.DateOnly, time.RFC3339} {
+		if t, err := time.Parse(layout, s); err == nil {
+			if !t.Before(now) {
+				return time.Time{}, fmt.Errorf("%s is not in the past", s)
+			}
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is neither a duration such as 720h nor a date such as 2024-01-02", s)
+}
+
+// chooseRegions expands --regions: empty is the AWS configuration's
+// region; "all" is every region enabled for the account.
+//
+// "all" asks account:ListRegions for the regions whose opt-in status is
+// ENABLED or ENABLED_BY_DEFAULT: one small call (the account client is a
+// small module) that answers exactly "the regions this account can have
+// keys in". The alternative, ec2:DescribeRegions, answers the same but
+// brings the EC2 client, one of the largest modules of the SDK, into the
+// binary the Lambda also runs. A region that is not enabled cannot hold
+// keys, so nothing is missed.
+func chooseRegions(ctx context.Context, flagValue string, cfg aws.Config) ([]string, error) {
+	switch v := strings.TrimSpace(flagValue); v {
+	case "":
+		if cfg.Region == "" {
+			return nil, errors.New("no region: set AWS_REGION (or a profile's region) or give --regions")
+		}
+		return []string{cfg.Region}, nil
+	case "all":
+		regions, err := enabledRegions(ctx, account.NewFromConfig(cfg))
+		if err != nil {
+			return nil, fmt.Errorf("--regions all: %w", err)
+		}
+		return regions, nil
+	default:
+		var regions []string
+		for r := range strings.SplitSeq(v, ",") {
+			if r = strings.TrimSpace(r); r != "" && !slices.Contains(regions, r) {
+				regions = append(regions, r)
+			}
+		}
+		if len(regions) == 0 {
+			return nil, fmt.Errorf("--regions %q names no region", flagValue)
+		}
+		return regions, nil
+	}
+}
+
+// enabledRegions lists the regions enabled for the caller's account, sorted.
+func enabledRegions(ctx context.Context, c account.ListRegionsAPIClient) ([]string, error) {
+	var regions []string
+	pages := account.NewListRegionsPaginator(c, &account.ListRegionsInput{
+		RegionOptStatusContains: []accounttypes.RegionOptStatus{accounttypes.RegionOptStatusEnabled, accounttypes.RegionOptStatusEnabledByDefault},
+	})
+	for pages.HasMorePages() {
+		out, err := pages.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the enabled regions: %w", err)
+		}
+		for _, r := range out.Regions {
+			regions = append(regions, aws.ToString(r.RegionName))
+		}
+	}
+	if len(regions) == 0 {
+		return nil, errors.New("account:ListRegions returned no enabled region")
+	}
+	slices.Sort(regions)
+	return regions, nil
+}
+
+// writeBackfillJSON writes the report, and the run's error if any, as one
+// JSON document.
+func writeBackfillJSON(w io.Writer, rep *backfill.Report, runErr error) error {
+	doc := struct {
+		*backfill.Report
+		Error string `json:"error,omitempty"`
+	}{Report: rep}
+	if runErr != nil {
+		doc.Error = runErr.Error()
+	}
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(doc)
+}
+
+// writeBackfillTable writes one line per key and a summary.
+func writeBackfillTable(w io.Writer, rep *backfill.Report, runErr error) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "REGION\tKEY\tACTION\tEVENT\tTAGS\tREASON")
+	for _, r := range rep.Rows {
+		key := r.KeyARN
+		if i := strings.LastIndex(key, "/"); i >= 0 {
+			key = key[i+1:]
+		}
+		if key == "" {
+			key = "-"
+		}
+		event := "-"
+		if r.EventID != "" {
+			event = r.EventName + " " + r.EventID
+		}
+		reason := r.Reason
+		if r.ErrorCode != "" {
+			reason = r.ErrorCode + " (" + r.ErrorClass + "): " + reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Region, key, r.Action, event, formatTags(r.Tags, r.Previous), oneLine(reason))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	s := rep.Summary
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n%d keys", s.Keys)
+	sep := ": "
+	for _, a := range backfill.Actions {
+		if n := s.Actions[a]; n > 0 {
+			fmt.Fprintf(&b, "%s%d %s", sep, n, a)
+			sep = ", "
+		}
+	}
+	fmt.Fprintf(&b, ".\n%d creation events in %s from %s to %s (%d failed calls ignored, %d older events superseded); %d keys without one.\n",
+		s.Events, strings.Join(s.Regions, ", "), s.Since.Format(time.RFC3339), s.Until.Format(time.RFC3339), s.IgnoredEvents, s.SupersededEvents, s.NoCreationEvent)
+	ops := make([]string, 0, len(s.Requests))
+	for op, n := range s.Requests {
+		ops = append(ops, fmt.Sprintf("%s %d", op, n))
+	}
+	slices.Sort(ops)
+	fmt.Fprintf(&b, "Took %s; requests: %s.\n", s.Duration.Round(time.Millisecond), strings.Join(ops, ", "))
+	if s.DryRun {
+		b.WriteString("Dry run: nothing was changed.\n")
+	}
+	for _, e := range s.Errors {
+		fmt.Fprintf(&b, "Error: %s\n", e)
+	}
+	if s.Interrupted {
+		b.WriteString("Interrupted: the rows are what was done; run again to finish.\n")
+	} else if runErr != nil && len(s.Errors) == 0 {
+		fmt.Fprintf(&b, "Error: %v\n", runErr)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// formatTags shows tags as k=v, with the value each replaces.
+func formatTags(tags, previous []tagger.Tag) string {
+	if len(tags) == 0 {
+		return "-"
+	}
+	was := make(map[string]string, len(previous))
+	for _, t := range previous {
+		was[t.Key] = t.Value
+	}
+	parts := make([]string, len(tags))
+	for i, t := range tags {
+		parts[i] = t.Key + "=" + t.Value
+		if old, ok := was[t.Key]; ok {
+			parts[i] += " (was " + old + ")"
+		}
+	}
+	return strings.Join(parts, ", ")
+}
+
+// oneLine keeps a reason on one table line.
+func oneLine(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.Join(strings.Fields(s), " ")
+}
+
+// progressLine redraws one "\r" status line on a terminal. A bar needs a
+// total, which a backfill does not know while it is still paging through
+// events, so a counter says as much and needs no library.
+type progressLine struct {
+	mu    sync.Mutex
+	w     io.Writer
+	last  time.Time
+	width int
+}
+
+// update redraws the line, at most ten times a second.
+func (p *progressLine) update(pr backfill.Progress) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if time.Since(p.last) < 100*time.Millisecond {
+		return
+	}
+	p.last = time.Now()
+	line := fmt.Sprintf("backfill: %d events, %d keys done (%d tagged, %d would-tag, %d up-to-date, %d failed)",
+		pr.Events, pr.Keys, pr.Actions[backfill.ActionTagged], pr.Actions[backfill.ActionWouldTag], pr.Actions[backfill.ActionUpToDate], pr.Actions[backfill.ActionFailed])
+	pad := max(0, p.width-len(line))
+	p.width = len(line)
+	fmt.Fprintf(p.w, "\r%s%s", line, strings.Repeat(" ", pad))
+}
+
+// clear erases the line.
+func (p *progressLine) clear() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.width > 0 {
+		fmt.Fprintf(p.w, "\r%s\r", strings.Repeat(" ", p.width))
+	}
+}
