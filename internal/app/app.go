@@ -3,7 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
+	"os"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -11,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/history"
+	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -50,5 +54,25 @@ func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagg
 	if cfg.DeadLetterQueueURL != "" {
 		h.DeadLetters = &tagger.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}
 	}
+	if cfg.TamperRepair {
+		h.Tamper = tagger.TamperRepair{Creations: history.NewFinder(awsCfg, withRetryer), SelfRoleARN: cfg.TaggerRoleARN}
+	}
+	if h.Metrics, err = NewMetrics(os.Stdout, cfg); err != nil {
+		return nil, err
+	}
 	return h, nil
+}
+
+// NewMetrics returns the metrics emitter cfg describes, writing to w (the
+// function's stdout, where CloudWatch Logs extracts them); nil when metrics
+// are off.
+func NewMetrics(w io.Writer, cfg config.Config) (*metrics.Emitter, error) {
+	if cfg.MetricsNamespace == "" {
+		return nil, nil
+	}
+	m, err := metrics.New(w, cfg.MetricsNamespace)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	return m, nil
 }

@@ -764,7 +764,7 @@ func TestBackfillCancelStopsAndResumes(t *testing.T) {
 	t.Logf("first run tagged %d of %d before the cancel; the second run tagged %d", first, n, a[backfill.ActionTagged])
 }
 
-func TestNewRejectsBadOptions(t *testing.T) {
+func TestBackfillNewRejectsBadOptions(t *testing.T) {
 	policy, err := tagger.NewPolicy(tagger.DefaultNames(), "", nil)
 	if err != nil {
 		t.Fatal(err)

@@ -83,7 +83,7 @@ func (m *meter) middleware(region, op string) func(*middleware.Stack) error {
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
 			if lim != nil {
 				if err := lim.Wait(ctx); err != nil {
-					return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("waiting for the %s rate limit in %s: %w", op, region, context.Cause(ctx))
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("waiting for the %s rate limit in %s: %w", op, region, err)
 				}
 			}
 			m.mu.Lock()

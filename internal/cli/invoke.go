@@ -58,6 +58,11 @@ func invoke(ctx context.Context, args []string, stdio IO) int {
 		fmt.Fprintf(stdio.Stderr, "autotagger invoke: %v\n", err)
 		return ExitFailure
 	}
+	// Metrics go to stderr with the logs: stdout ends with the result.
+	if h.Metrics, err = app.NewMetrics(stdio.Stderr, cfg); err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger invoke: %v\n", err)
+		return ExitFailure
+	}
 	ctx, cancel := context.WithTimeout(ctx, *timeout)
 	defer cancel()
 	res, herr := h.Handle(ctx, raw)

@@ -9,6 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -32,6 +35,9 @@ const (
 	EnvMemberRolePath     = "MEMBER_ROLE_PATH"
 	EnvMemberExternalID   = "MEMBER_ROLE_EXTERNAL_ID"
 	EnvHomeAccountID      = "HOME_ACCOUNT_ID"
+	EnvTamperRepair       = "TAMPER_REPAIR"
+	EnvTaggerRoleARN      = "TAGGER_ROLE_ARN"
+	EnvMetricsNamespace   = "METRICS_NAMESPACE"
 )
 
 // Off, as the value of a TAG_NAME_* variable, switches that tag off.
@@ -65,6 +71,9 @@ var Settings = []Setting{
 	{EnvMemberRolePath, "/", "Path of that role, such as /governance/."},
 	{EnvMemberExternalID, "", "External ID passed when assuming the member role, if its trust policy requires one."},
 	{EnvHomeAccountID, "", "The tagger's own account, whose keys it tags with its own credentials. Empty means it is asked of sts:GetCallerIdentity once."},
+	{EnvTamperRepair, "true", "true or false. When true, TagResource and UntagResource events that changed or removed a governance tag are repaired: the tags are derived again from the key's creation event in CloudTrail's event history and written back."},
+	{EnvTaggerRoleARN, "", "The tagger's own IAM role ARN: tag changes made with it are its own and are skipped without any call."},
+	{EnvMetricsNamespace, metrics.DefaultNamespace, "CloudWatch namespace of the Embedded Metric Format lines written for every event. \"-\" writes none."},
 }
 
 // Config is the tagger's configuration.
@@ -86,6 +95,13 @@ type Config struct {
 	// HomeAccountID is the tagger's own account; empty means it is found
 	// with sts:GetCallerIdentity.
 	HomeAccountID string
+	// TamperRepair switches the repair of tampered governance tags on.
+	TamperRepair bool
+	// TaggerRoleARN is the tagger's own role, whose tag changes are skipped.
+	TaggerRoleARN string
+	// MetricsNamespace is the CloudWatch namespace of the metrics; empty
+	// means no metrics.
+	MetricsNamespace string
 }
 
 // CrossAccount reports whether the handler needs to tell accounts apart:
@@ -189,6 +205,22 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	if c.HomeAccountID != "" && !accountIDPattern.MatchString(c.HomeAccountID) {
 		errs = append(errs, fmt.Errorf("%s: %q is not a 12-digit account ID", EnvHomeAccountID, c.HomeAccountID))
+	}
+	switch v := strings.ToLower(get(EnvTamperRepair)); v {
+	case "true", "false":
+		c.TamperRepair = v == "true"
+	default:
+		errs = append(errs, fmt.Errorf("%s: %q is not true or false", EnvTamperRepair, get(EnvTamperRepair)))
+	}
+	c.TaggerRoleARN = get(EnvTaggerRoleARN)
+	if a, err := arn.Parse(c.TaggerRoleARN); c.TaggerRoleARN != "" && (err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/")) {
+		errs = append(errs, fmt.Errorf("%s: %q is not an IAM role ARN", EnvTaggerRoleARN, c.TaggerRoleARN))
+	}
+	if ns := get(EnvMetricsNamespace); ns != Off {
+		if err := metrics.CheckNamespace(ns); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", EnvMetricsNamespace, err))
+		}
+		c.MetricsNamespace = ns
 	}
 	if _, err := c.Policy(); err != nil {
 		errs = append(errs, err)

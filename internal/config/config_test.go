@@ -169,3 +169,28 @@ func TestCrossAccountSettingErrors(t *testing.T) {
 		t.Errorf("longest valid values: got %v, want no error", err)
 	}
 }
+
+func TestFromEnvTamperRepairAndMetrics(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !c.TamperRepair || c.TaggerRoleARN != "" || c.MetricsNamespace != "KMSAutoTagger" {
+		t.Errorf("defaults: got repair %v role %q namespace %q, want true, empty, KMSAutoTagger", c.TamperRepair, c.TaggerRoleARN, c.MetricsNamespace)
+	}
+	c, err = config.FromEnv(env(map[string]string{
+		"TAMPER_REPAIR": "FALSE", "TAGGER_ROLE_ARN": "arn:aws:iam::111122223333:role/service-role/tagger", "METRICS_NAMESPACE": "-",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.TamperRepair || c.TaggerRoleARN != "arn:aws:iam::111122223333:role/service-role/tagger" || c.MetricsNamespace != "" {
+		t.Errorf("got repair %v role %q namespace %q, want false, the role, metrics off", c.TamperRepair, c.TaggerRoleARN, c.MetricsNamespace)
+	}
+	_, err = config.FromEnv(env(map[string]string{"TAMPER_REPAIR": "sometimes", "TAGGER_ROLE_ARN": "arn:aws:iam::111122223333:user/x", "METRICS_NAMESPACE": "AWS/KMS"}))
+	for _, want := range []string{"TAMPER_REPAIR", "TAGGER_ROLE_ARN", "METRICS_NAMESPACE"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("got error %v, want one naming %s", err, want)
+		}
+	}
+}
