@@ -25,6 +25,10 @@ import (
 // Regions the demo serves: the sample events' region and the replica's.
 var Regions = []string{"us-east-1", "eu-west-1"}
 
+// SampleTaggerRoleARN is the tagger role of the sample events, as a stack
+// named kms-autotagger would create it.
+const SampleTaggerRoleARN = "arn:aws:iam::111122223333:role/kms-autotagger-AutoTaggerFunctionRole-1QW2E3R4T5Y6"
+
 // DeadLetterQueueName is the name of the demo's dead-letter queue.
 const DeadLetterQueueName = "kms-autotagger-dlq"
 
@@ -115,6 +119,9 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 		"AWS_ENDPOINT_URL_SQS=" + q.URL(),
 		"DEAD_LETTER_QUEUE_URL=" + queueURL,
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=30",
+		// The role the samples' own TagResource was made with, as the stack
+		// sets it: the tamper repair skips the tagger's own changes.
+		"TAGGER_ROLE_ARN=" + SampleTaggerRoleARN,
 	}, opts.Env...)
 	rie, err := localaws.StartRIE(ctx, localaws.RIEOptions{Bootstrap: opts.Bootstrap, Env: env, Stdout: opts.Logs})
 	if err != nil {
