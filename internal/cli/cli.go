@@ -74,6 +74,7 @@ func Run(ctx context.Context, args []string, stdio IO) int {
 
 const awsHelp = `
 AWS credentials, region and endpoints come from the standard sources:
-AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID..., and AWS_ENDPOINT_URL_KMS /
-AWS_ENDPOINT_URL_SQS to use other implementations of those APIs.
+AWS_REGION, AWS_PROFILE, AWS_ACCESS_KEY_ID..., and AWS_ENDPOINT_URL_KMS,
+AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_CLOUDTRAIL to
+use other implementations of those APIs.
 `
