@@ -36,14 +36,15 @@ func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagg
 	}
 	retryer := tagger.NewRetryer(cfg.Retry)
 	withRetryer := func(o *kms.Options) { o.Retryer = retryer }
-	var clients tagger.KMSClients = tagger.NewRegionalKMS(awsCfg, withRetryer)
+	rateLimit := tagger.WithRateLimit(cfg.TagRateLimit) // one bucket per client: per account and Region
+	var clients tagger.KMSClients = tagger.NewRegionalKMS(awsCfg, withRetryer, rateLimit)
 	if cfg.CrossAccount() {
 		clients = tagger.NewAccountKMS(awsCfg, sts.NewFromConfig(awsCfg), tagger.AccountKMSOptions{
 			HomeAccount: cfg.HomeAccountID,
 			RoleName:    cfg.MemberRoleName,
 			RolePath:    cfg.MemberRolePath,
 			ExternalID:  cfg.MemberExternalID,
-		}, withRetryer)
+		}, withRetryer, rateLimit)
 	}
 	h := &tagger.Handler{
 		Policy:            policy,

@@ -1,7 +1,9 @@
 package cfn_test
 
 import (
+	"bytes"
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -14,16 +16,31 @@ import (
 	"time"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/cfn"
+	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 const (
 	templatePath = "../../template.yaml"
 	eventsDir    = "../../events"
 
-	functionID = "AutoTaggerFunction"
-	queueID    = "DeadLetterQueue"
-	ruleID     = "KeyCreatedRule"
+	functionID  = "AutoTaggerFunction"
+	roleID      = "AutoTaggerFunctionRole"
+	queueID     = "DeadLetterQueue"
+	ruleID      = "KeyCreatedRule"
+	tagRuleID   = "TagChangeRule"
+	busPolicyID = "OrganizationEventBusPolicy"
+	dashboardID = "OperationsDashboard"
+
+	// taggerRoleName is the name CloudFormation gives the function's role
+	// in the stack of stackValues: the role of events/unrelated_kms_event.json.
+	taggerRoleName = "kms-autotagger-AutoTaggerFunctionRole-1QW2E3R4T5Y6"
 )
+
+// ruleIDs are the stack's EventBridge rules, each with its own permission to
+// invoke the function.
+var ruleIDs = []string{ruleID, tagRuleID}
 
 func loadTemplate(t *testing.T) *cfn.Template {
 	t.Helper()
@@ -66,12 +83,17 @@ func stackValues(overrides map[string]any) map[string]any {
 		"AWS::AccountId":       "111122223333",
 		"AWS::Region":          "us-east-1",
 		"AWS::StackName":       "kms-autotagger",
+		"AWS::StackId":         "arn:aws:cloudformation:us-east-1:111122223333:stack/kms-autotagger/6a1f0c40-af3e-11ee-b2f1-0a8f5c6a7e1d",
 		functionID:             "kms-autotagger-AutoTaggerFunction-Xk3P9qLm2RtA",
 		functionID + ".Arn":    "arn:aws:lambda:us-east-1:111122223333:function:kms-autotagger-AutoTaggerFunction-Xk3P9qLm2RtA",
+		roleID:                 taggerRoleName,
+		roleID + ".Arn":        taggerRoleARN,
 		queueID:                "https://sqs.us-east-1.amazonaws.com/111122223333/kms-autotagger-DeadLetterQueue-9ZtQ",
 		queueID + ".Arn":       "arn:aws:sqs:us-east-1:111122223333:kms-autotagger-DeadLetterQueue-9ZtQ",
 		queueID + ".QueueName": "kms-autotagger-DeadLetterQueue-9ZtQ",
 		ruleID + ".Arn":        "arn:aws:events:us-east-1:111122223333:rule/kms-autotagger-KeyCreatedRule-4Hw2",
+		tagRuleID + ".Arn":     "arn:aws:events:us-east-1:111122223333:rule/kms-autotagger-TagChangeRule-8Jk5",
+		dashboardID:            "kms-autotagger-us-east-1",
 		"AlarmTopic":           "arn:aws:sns:us-east-1:111122223333:kms-autotagger-AlarmTopic-7Qp1",
 	}
 	maps.Copy(v, overrides)
@@ -85,6 +107,23 @@ func evaluate(t *testing.T, tpl *cfn.Template, v any, values map[string]any) (an
 		t.Fatalf("Evaluate(%v): %v", v, err)
 	}
 	return got, present
+}
+
+// created reports whether resource id exists in a stack with values.
+func created(t *testing.T, tpl *cfn.Template, id string, values map[string]any) bool {
+	t.Helper()
+	r, ok := tpl.Resources[id]
+	if !ok {
+		t.Fatalf("no resource %s", id)
+	}
+	if r.Condition == "" {
+		return true
+	}
+	on, err := tpl.Condition(r.Condition, values)
+	if err != nil {
+		t.Fatalf("Condition(%s): %v", r.Condition, err)
+	}
+	return on
 }
 
 func TestTemplateHeader(t *testing.T) {
@@ -118,6 +157,7 @@ func TestFunction(t *testing.T) {
 		{[]string{"MemorySize"}, 128},
 		{[]string{"LoggingConfig", "LogFormat"}, "JSON"},
 		{[]string{"LoggingConfig", "ApplicationLogLevel"}, ref("LogLevel")},
+		{[]string{"Role"}, getAtt(roleID, "Arn")},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.path, "."), func(t *testing.T) {
@@ -132,27 +172,37 @@ func TestFunction(t *testing.T) {
 		t.Errorf("EventInvokeConfig property = %v, want none (see the AWS::Lambda::EventInvokeConfig resource)", v)
 	}
 	if v, ok := fn.Property("Events"); ok {
-		t.Errorf("Events property = %v, want none (the rule is an AWS::Events::Rule resource)", v)
+		t.Errorf("Events property = %v, want none (the rules are AWS::Events::Rule resources)", v)
+	}
+	// With Role set, SAM makes no role: the permissions are the explicit
+	// role's, and SAM permission properties would be silently ignored.
+	for _, p := range []string{"Policies", "PermissionsBoundary", "RolePath"} {
+		if v, ok := fn.Property(p); ok {
+			t.Errorf("%s property = %v, want none: the permissions are %s's", p, v, roleID)
+		}
 	}
 }
 
-// eventSamples lists every file in events/ and whether the rule must deliver
-// it to the function.
+// eventSamples lists every file in events/ and whether each rule must deliver
+// it to the function: match for KeyCreatedRule, tagChange for TagChangeRule.
 var eventSamples = []struct {
-	file  string
-	match bool
+	file      string
+	match     bool
+	tagChange bool
 }{
-	{"createkey_iamuser.json", true},
-	{"createkey_assumedrole.json", true},
-	{"createkey_identitycenter.json", true},
-	{"createkey_cloudformation.json", true},
-	{"createkey_with_tags.json", true},
-	{"createkey_external.json", true},
-	{"createkey_pending_deletion.json", true},
-	{"replicatekey.json", true},
-	{"aws_managed_key.json", true},
-	{"failed_call.json", false},
-	{"unrelated_kms_event.json", false},
+	{"createkey_iamuser.json", true, false},
+	{"createkey_assumedrole.json", true, false},
+	{"createkey_identitycenter.json", true, false},
+	{"createkey_cloudformation.json", true, false},
+	{"createkey_with_tags.json", true, false},
+	{"createkey_external.json", true, false},
+	{"createkey_pending_deletion.json", true, false},
+	{"replicatekey.json", true, false},
+	{"aws_managed_key.json", true, false},
+	{"failed_call.json", false, false},
+	// The tagger's own TagResource: delivering it would make every tagging
+	// trigger another.
+	{"unrelated_kms_event.json", false, false},
 }
 
 func readEvent(t *testing.T, file string) map[string]any {
@@ -168,21 +218,65 @@ func readEvent(t *testing.T, file string) map[string]any {
 	return event
 }
 
-// rulePattern returns the evaluated event pattern of the stack's rule.
-func rulePattern(t *testing.T, tpl *cfn.Template) map[string]any {
+// patternOf returns the evaluated event pattern of the rule id.
+func patternOf(t *testing.T, tpl *cfn.Template, id string, values map[string]any) map[string]any {
 	t.Helper()
-	rule := onlyResource(t, tpl, "AWS::Events::Rule", ruleID)
-	v, _ := evaluate(t, tpl, property(t, rule, "EventPattern"), stackValues(nil))
+	rule, ok := tpl.Resources[id]
+	if !ok || rule.Type != "AWS::Events::Rule" {
+		t.Fatalf("no AWS::Events::Rule %s", id)
+	}
+	v, _ := evaluate(t, tpl, property(t, rule, "EventPattern"), values)
 	pattern, ok := v.(map[string]any)
 	if !ok {
-		t.Fatalf("EventPattern = %#v, want an object", v)
+		t.Fatalf("%s EventPattern = %#v, want an object", id, v)
 	}
 	return pattern
 }
 
+// rulePattern returns the evaluated event pattern of KeyCreatedRule.
+func rulePattern(t *testing.T, tpl *cfn.Template) map[string]any {
+	t.Helper()
+	return patternOf(t, tpl, ruleID, stackValues(nil))
+}
+
+// tagChangePattern returns the evaluated event pattern of TagChangeRule in the
+// stack of stackValues, whose function role is taggerRoleName.
+func tagChangePattern(t *testing.T, tpl *cfn.Template) map[string]any {
+	t.Helper()
+	return patternOf(t, tpl, tagRuleID, stackValues(nil))
+}
+
+func TestRules(t *testing.T) {
+	tpl := loadTemplate(t)
+	if got := tpl.ResourcesOfType("AWS::Events::Rule"); !slices.Equal(got, ruleIDs) {
+		t.Fatalf("rules = %q, want %q", got, ruleIDs)
+	}
+	conditions := map[string]string{ruleID: "", tagRuleID: "TamperRepairOn"}
+	for id, want := range conditions {
+		if got := tpl.Resources[id].Condition; got != want {
+			t.Errorf("%s Condition = %q, want %q", id, got, want)
+		}
+	}
+	tests := []struct {
+		tamperRepair string
+		want         bool
+	}{{"true", true}, {"false", false}}
+	for _, tt := range tests {
+		if got := created(t, tpl, tagRuleID, stackValues(map[string]any{"TamperRepair": tt.tamperRepair})); got != tt.want {
+			t.Errorf("TamperRepair %s: %s created = %v, want %v", tt.tamperRepair, tagRuleID, got, tt.want)
+		}
+	}
+	if p := tpl.Parameters["TamperRepair"]; p.Default != "true" || !slices.Equal(p.AllowedValues, []string{"true", "false"}) {
+		t.Errorf("TamperRepair Default %q AllowedValues %q, want \"true\" of [true false]", p.Default, p.AllowedValues)
+	}
+}
+
 func TestRulePatternMatchesSamples(t *testing.T) {
 	tpl := loadTemplate(t)
-	pattern := rulePattern(t, tpl)
+	patterns := map[string]map[string]any{
+		ruleID:    rulePattern(t, tpl),
+		tagRuleID: tagChangePattern(t, tpl),
+	}
 
 	files, err := filepath.Glob(filepath.Join(eventsDir, "*.json"))
 	if err != nil {
@@ -197,7 +291,7 @@ func TestRulePatternMatchesSamples(t *testing.T) {
 		name := filepath.Base(f)
 		onDisk[name] = true
 		if !listed[name] {
-			t.Errorf("events/%s is not in eventSamples: add it with whether the rule must match it", name)
+			t.Errorf("events/%s is not in eventSamples: add it with whether each rule must match it", name)
 		}
 	}
 	for _, s := range eventSamples {
@@ -205,12 +299,15 @@ func TestRulePatternMatchesSamples(t *testing.T) {
 			if !onDisk[s.file] {
 				t.Fatalf("events/%s is listed but does not exist", s.file)
 			}
-			got, err := cfn.MatchPattern(pattern, readEvent(t, s.file))
-			if err != nil {
-				t.Fatalf("MatchPattern: %v", err)
-			}
-			if got != s.match {
-				t.Errorf("rule matches %s = %v, want %v", s.file, got, s.match)
+			want := map[string]bool{ruleID: s.match, tagRuleID: s.tagChange}
+			for _, id := range ruleIDs {
+				got, err := cfn.MatchPattern(patterns[id], readEvent(t, s.file))
+				if err != nil {
+					t.Fatalf("MatchPattern(%s): %v", id, err)
+				}
+				if got != want[id] {
+					t.Errorf("%s matches %s = %v, want %v", id, s.file, got, want[id])
+				}
 			}
 		})
 	}
@@ -231,6 +328,11 @@ func TestRulePatternRejectsOtherCalls(t *testing.T) {
 		{"TagResource", "createkey_iamuser.json", func(e map[string]any) { detail(e)["eventName"] = "TagResource" }, false},
 		{"UntagResource", "createkey_iamuser.json", func(e map[string]any) { detail(e)["eventName"] = "UntagResource" }, false},
 		{"TagResource by the tagger", "unrelated_kms_event.json", func(map[string]any) {}, false},
+		{"TagResource by another principal", "unrelated_kms_event.json", func(e map[string]any) { detail(e)["userIdentity"] = iamUserIdentity() }, false},
+		{"UntagResource by another principal", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["eventName"] = "UntagResource"
+			detail(e)["userIdentity"] = assumedRoleIdentity("111122223333", "Admin", "mallory")
+		}, false},
 		{"ScheduleKeyDeletion", "createkey_iamuser.json", func(e map[string]any) { detail(e)["eventName"] = "ScheduleKeyDeletion" }, false},
 		{"CreateAlias", "createkey_iamuser.json", func(e map[string]any) { detail(e)["eventName"] = "CreateAlias" }, false},
 		{"CreateKey with an errorCode", "createkey_iamuser.json", func(e map[string]any) { detail(e)["errorCode"] = "LimitExceededException" }, false},
@@ -256,11 +358,10 @@ func TestRulePatternRejectsOtherCalls(t *testing.T) {
 	}
 }
 
-func TestRulePatternIsExactlyTheIntendedOne(t *testing.T) {
-	tpl := loadTemplate(t)
-	got := rulePattern(t, tpl)
-	want := decodeObject(t, rulePatternJSON)
-	// Normalise both through JSON so that numbers and lists compare alike.
+// equalJSON reports whether got and want encode to the same JSON, so that
+// numbers and lists compare alike; it returns both encodings for messages.
+func equalJSON(t *testing.T, got, want any) (bool, string, string) {
+	t.Helper()
 	gotJSON, err := json.Marshal(got)
 	if err != nil {
 		t.Fatal(err)
@@ -269,87 +370,277 @@ func TestRulePatternIsExactlyTheIntendedOne(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(gotJSON) != string(wantJSON) {
-		t.Errorf("EventPattern = %s, want %s", gotJSON, wantJSON)
+	return bytes.Equal(gotJSON, wantJSON), string(gotJSON), string(wantJSON)
+}
+
+func TestRulePatternIsExactlyTheIntendedOne(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct {
+		id   string
+		got  map[string]any
+		want string
+	}{
+		{ruleID, rulePattern(t, tpl), rulePatternJSON},
+		{tagRuleID, tagChangePattern(t, tpl), tagChangePatternJSON},
 	}
+	for _, tt := range tests {
+		if ok, got, want := equalJSON(t, tt.got, decodeObject(t, tt.want)); !ok {
+			t.Errorf("%s EventPattern = %s, want %s", tt.id, got, want)
+		}
+	}
+}
+
+// tagChangePatternJSON is the pattern TagChangeRule is meant to have in the
+// stack of stackValues: tag changes by anyone but the sessions of the
+// function's own role.
+const tagChangePatternJSON = `{
+	"source": ["aws.kms"],
+	"detail-type": ["AWS API Call via CloudTrail"],
+	"detail": {
+		"eventSource": ["kms.amazonaws.com"],
+		"eventName": ["TagResource", "UntagResource"],
+		"errorCode": [{"exists": false}],
+		"userIdentity": {
+			"arn": [{"anything-but": {"prefix": "arn:aws:sts::111122223333:assumed-role/kms-autotagger-AutoTaggerFunctionRole-1QW2E3R4T5Y6/"}}]
+		}
+	}
+}`
+
+// iamUserIdentity is the userIdentity of a CloudTrail record of the IAM user
+// mallory in the samples' account.
+func iamUserIdentity() map[string]any {
+	return map[string]any{
+		"type":        "IAMUser",
+		"principalId": "AIDAYW3KQ5EXAMPLEMAL0",
+		"arn":         "arn:aws:iam::111122223333:user/mallory",
+		"accountId":   "111122223333",
+		"accessKeyId": "AKIAYW3KQ5EXAMPLEML3",
+		"userName":    "mallory",
+	}
+}
+
+// assumedRoleIdentity is the userIdentity of a CloudTrail record of a
+// session of role in account.
+func assumedRoleIdentity(account, role, session string) map[string]any {
+	return map[string]any{
+		"type":        "AssumedRole",
+		"principalId": "AROAYW3KQ5EXAMPLEOTH1:" + session,
+		"arn":         "arn:aws:sts::" + account + ":assumed-role/" + role + "/" + session,
+		"accountId":   account,
+		"accessKeyId": "ASIAYW3KQ5EXAMPLEOT2",
+		"sessionContext": map[string]any{
+			"sessionIssuer": map[string]any{
+				"type":        "Role",
+				"principalId": "AROAYW3KQ5EXAMPLEOTH1",
+				"arn":         "arn:aws:iam::" + account + ":role/" + role,
+				"accountId":   account,
+				"userName":    role,
+			},
+		},
+	}
+}
+
+func TestTagChangeRulePattern(t *testing.T) {
+	tpl := loadTemplate(t)
+	pattern := tagChangePattern(t, tpl)
+
+	// The sample is the function's own TagResource in the stack of
+	// stackValues: its role is the stack's role.
+	own := readEvent(t, "unrelated_kms_event.json")
+	if got, _ := cfn.Lookup(own, "detail", "userIdentity", "sessionContext", "sessionIssuer", "arn"); got != stackValues(nil)[roleID+".Arn"] {
+		t.Fatalf("unrelated_kms_event.json session issuer = %v, want the stack's role %v", got, stackValues(nil)[roleID+".Arn"])
+	}
+
+	detail := func(e map[string]any) map[string]any { return e["detail"].(map[string]any) }
+	untag := func(e map[string]any) {
+		detail(e)["eventName"] = "UntagResource"
+		params := detail(e)["requestParameters"].(map[string]any)
+		delete(params, "tags")
+		params["tagKeys"] = []any{"CreatedBy"}
+	}
+	tests := []struct {
+		name   string
+		base   string
+		mutate func(e map[string]any)
+		want   bool
+	}{
+		{"TagResource by the tagger, as recorded", "unrelated_kms_event.json", func(map[string]any) {}, false},
+		{"UntagResource by the tagger", "unrelated_kms_event.json", untag, false},
+		{"TagResource by an IAM user", "unrelated_kms_event.json", func(e map[string]any) { detail(e)["userIdentity"] = iamUserIdentity() }, true},
+		{"UntagResource by an IAM user", "unrelated_kms_event.json", func(e map[string]any) {
+			untag(e)
+			detail(e)["userIdentity"] = iamUserIdentity()
+		}, true},
+		{"TagResource by another assumed role", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = assumedRoleIdentity("111122223333", "Admin", "mallory")
+		}, true},
+		{"UntagResource by another assumed role", "unrelated_kms_event.json", func(e map[string]any) {
+			untag(e)
+			detail(e)["userIdentity"] = assumedRoleIdentity("111122223333", "Admin", "mallory")
+		}, true},
+		{"TagResource by a role whose name extends the tagger's", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = assumedRoleIdentity("111122223333", taggerRoleName+"-copy", "mallory")
+		}, true},
+		{"TagResource by a role of the tagger's name in another account", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = assumedRoleIdentity("444455556666", taggerRoleName, "mallory")
+		}, true},
+		{"TagResource by the account's root user", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = map[string]any{"type": "Root", "principalId": "111122223333", "arn": "arn:aws:iam::111122223333:root", "accountId": "111122223333"}
+		}, true},
+		{"TagResource by another principal that failed", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = iamUserIdentity()
+			detail(e)["errorCode"] = "AccessDeniedException"
+		}, false},
+		{"UntagResource by another principal that failed", "unrelated_kms_event.json", func(e map[string]any) {
+			untag(e)
+			detail(e)["userIdentity"] = iamUserIdentity()
+			detail(e)["errorCode"] = "KMSInvalidStateException"
+		}, false},
+		{"CreateKey by another principal", "createkey_iamuser.json", func(map[string]any) {}, false},
+		{"ReplicateKey by another principal", "replicatekey.json", func(map[string]any) {}, false},
+		{"ScheduleKeyDeletion by another principal", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = iamUserIdentity()
+			detail(e)["eventName"] = "ScheduleKeyDeletion"
+		}, false},
+		{"TagResource of another service", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = iamUserIdentity()
+			detail(e)["eventSource"] = "secretsmanager.amazonaws.com"
+			e["source"] = "aws.secretsmanager"
+		}, false},
+		{"a service event, not an API call", "unrelated_kms_event.json", func(e map[string]any) {
+			detail(e)["userIdentity"] = iamUserIdentity()
+			e["detail-type"] = "AWS Service Event via CloudTrail"
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			event := readEvent(t, tt.base)
+			tt.mutate(event)
+			got, err := cfn.MatchPattern(pattern, event)
+			if err != nil {
+				t.Fatalf("MatchPattern: %v", err)
+			}
+			if got != tt.want {
+				t.Errorf("%s matches %s = %v, want %v", tagRuleID, tt.name, got, tt.want)
+			}
+		})
+	}
+
+	// The excluded principal follows the stack's own role, partition and
+	// account, whatever they are.
+	values := stackValues(map[string]any{"AWS::Partition": "aws-cn", "AWS::AccountId": "444455556666", roleID: "other-stack-AutoTaggerFunctionRole-9ZZ"})
+	cn := patternOf(t, tpl, tagRuleID, values)
+	got, _ := cfn.Lookup(cn, "detail", "userIdentity", "arn")
+	want := []any{map[string]any{"anything-but": map[string]any{"prefix": "arn:aws-cn:sts::444455556666:assumed-role/other-stack-AutoTaggerFunctionRole-9ZZ/"}}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("userIdentity.arn in another stack = %#v, want %#v", got, want)
+	}
+}
+
+// permissionOf returns the one AWS::Lambda::Permission whose SourceArn is
+// the rule id.
+func permissionOf(t *testing.T, tpl *cfn.Template, id string) (string, cfn.Resource) {
+	t.Helper()
+	var found []string
+	for _, pid := range tpl.ResourcesOfType("AWS::Lambda::Permission") {
+		if v, _ := tpl.Resources[pid].Property("SourceArn"); reflect.DeepEqual(v, getAtt(id, "Arn")) {
+			found = append(found, pid)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("permissions with SourceArn %s.Arn = %q, want one", id, found)
+	}
+	return found[0], tpl.Resources[found[0]]
 }
 
 func TestRuleTargetAndPermission(t *testing.T) {
 	tpl := loadTemplate(t)
-	rule := onlyResource(t, tpl, "AWS::Events::Rule", ruleID)
-	if got, want := property(t, rule, "State"), any("ENABLED"); got != want {
-		t.Errorf("State = %v, want %v", got, want)
+	wantPermissions := []string{ruleID + "Permission", tagRuleID + "Permission"}
+	if got := tpl.ResourcesOfType("AWS::Lambda::Permission"); !slices.Equal(got, wantPermissions) {
+		t.Errorf("AWS::Lambda::Permission resources = %q, want %q (one per rule)", got, wantPermissions)
 	}
-	targets, ok := property(t, rule, "Targets").([]any)
-	if !ok || len(targets) != 1 {
-		t.Fatalf("Targets = %v, want one target", targets)
-	}
-	target := targets[0]
-	tests := []struct {
-		name string
-		path []string
-		want any
-	}{
-		{"target is the function", []string{"Arn"}, getAtt(functionID, "Arn")},
-		{"undeliverable events go to the queue", []string{"DeadLetterConfig", "Arn"}, getAtt(queueID, "Arn")},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got, ok := cfn.Lookup(target, tt.path...)
-			if !ok || !reflect.DeepEqual(got, tt.want) {
-				t.Errorf("target %s = %#v, want %#v", strings.Join(tt.path, "."), got, tt.want)
+	for _, id := range ruleIDs {
+		t.Run(id, func(t *testing.T) {
+			rule := tpl.Resources[id]
+			if got, want := property(t, rule, "State"), any("ENABLED"); got != want {
+				t.Errorf("State = %v, want %v", got, want)
+			}
+			targets, ok := property(t, rule, "Targets").([]any)
+			if !ok || len(targets) != 1 {
+				t.Fatalf("Targets = %v, want one target", targets)
+			}
+			target := targets[0]
+			tests := []struct {
+				name string
+				path []string
+				want any
+			}{
+				{"target is the function", []string{"Arn"}, getAtt(functionID, "Arn")},
+				{"undeliverable events go to the queue", []string{"DeadLetterConfig", "Arn"}, getAtt(queueID, "Arn")},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					got, ok := cfn.Lookup(target, tt.path...)
+					if !ok || !reflect.DeepEqual(got, tt.want) {
+						t.Errorf("target %s = %#v, want %#v", strings.Join(tt.path, "."), got, tt.want)
+					}
+				})
+			}
+			limits := []struct {
+				name     string
+				min, max int64
+			}{
+				{"MaximumRetryAttempts", 0, 185},
+				{"MaximumEventAgeInSeconds", 60, 86400},
+			}
+			for _, l := range limits {
+				v, ok := cfn.Lookup(target, "RetryPolicy", l.name)
+				n, isInt := cfn.Int(v)
+				if !ok || !isInt || n < l.min || n > l.max {
+					t.Errorf("RetryPolicy.%s = %v, want an integer in [%d, %d]", l.name, v, l.min, l.max)
+				}
+			}
+
+			pid, perm := permissionOf(t, tpl, id)
+			if want := id + "Permission"; pid != want {
+				t.Errorf("permission of %s = %s, want %s", id, pid, want)
+			}
+			if perm.Condition != rule.Condition {
+				t.Errorf("permission %s Condition = %q, want the rule's %q", pid, perm.Condition, rule.Condition)
+			}
+			permTests := []struct {
+				property string
+				want     any
+			}{
+				{"Action", "lambda:InvokeFunction"},
+				{"Principal", "events.amazonaws.com"},
+				{"FunctionName", getAtt(functionID, "Arn")},
+				{"SourceArn", getAtt(id, "Arn")},
+			}
+			for _, tt := range permTests {
+				if got := property(t, perm, tt.property); !reflect.DeepEqual(got, tt.want) {
+					t.Errorf("permission %s = %#v, want %#v", tt.property, got, tt.want)
+				}
 			}
 		})
 	}
-	limits := []struct {
-		name     string
-		min, max int64
-	}{
-		{"MaximumRetryAttempts", 0, 185},
-		{"MaximumEventAgeInSeconds", 60, 86400},
-	}
-	for _, l := range limits {
-		v, ok := cfn.Lookup(target, "RetryPolicy", l.name)
-		n, isInt := cfn.Int(v)
-		if !ok || !isInt || n < l.min || n > l.max {
-			t.Errorf("RetryPolicy.%s = %v, want an integer in [%d, %d]", l.name, v, l.min, l.max)
-		}
-	}
-
-	perm := onlyResource(t, tpl, "AWS::Lambda::Permission", "KeyCreatedRulePermission")
-	permTests := []struct {
-		property string
-		want     any
-	}{
-		{"Action", "lambda:InvokeFunction"},
-		{"Principal", "events.amazonaws.com"},
-		{"FunctionName", getAtt(functionID, "Arn")},
-		{"SourceArn", getAtt(ruleID, "Arn")},
-	}
-	for _, tt := range permTests {
-		if got := property(t, perm, tt.property); !reflect.DeepEqual(got, tt.want) {
-			t.Errorf("permission %s = %#v, want %#v", tt.property, got, tt.want)
-		}
-	}
 }
 
-// parameterEnv lists the environment variables fed from a parameter.
-var parameterEnv = []struct {
-	env, param, def string
-}{
-	{"TAG_KEY_PREFIX", "TagKeyPrefix", ""},
-	{"TAG_NAME_CREATED_BY", "CreatedByTagName", "CreatedBy"},
-	{"TAG_NAME_CREATED_BY_ROLE", "CreatedByRoleTagName", "CreatedByRole"},
-	{"TAG_NAME_CREATED_AT", "CreatedAtTagName", "CreatedAt"},
-	{"TAG_NAME_CREATED_VIA", "CreatedViaTagName", "CreatedVia"},
-	{"TAG_NAME_CREATION_EVENT_ID", "CreationEventIdTagName", "CreationEventId"},
-	{"TAG_NAME_REPLICA_OF", "ReplicaOfTagName", "ReplicaOf"},
-	{"STATIC_TAGS", "StaticTags", ""},
-	{"MAX_ATTEMPTS", "MaxAttempts", "5"},
-	{"MAX_BACKOFF", "MaxBackoff", "2s"},
-	{"NOT_FOUND_ATTEMPTS", "NotFoundAttempts", "3"},
-	{"DEAD_LETTER_RESERVE", "DeadLetterReserve", "3s"},
-	{"LOG_LEVEL", "LogLevel", "INFO"},
+// specialSettings are the handler settings that no parameter feeds, with
+// the value the template must give them.
+var specialSettings = map[string]any{
+	config.EnvDeadLetterQueueURL: ref(queueID),
+	config.EnvHomeAccountID:      ref("AWS::AccountId"),
+	config.EnvTaggerRoleARN:      getAtt(roleID, "Arn"),
+}
+
+// endpointPlaceholders are the AWS_ENDPOINT_URL_* variables declared empty
+// for sam local invoke --env-vars, one per service the function calls.
+var endpointPlaceholders = []string{
+	"AWS_ENDPOINT_URL_CLOUDTRAIL",
+	"AWS_ENDPOINT_URL_KMS",
+	"AWS_ENDPOINT_URL_SQS",
+	"AWS_ENDPOINT_URL_STS",
 }
 
 func environment(t *testing.T, tpl *cfn.Template) map[string]any {
@@ -361,82 +652,159 @@ func environment(t *testing.T, tpl *cfn.Template) map[string]any {
 	return env
 }
 
+// stackEnvironment evaluates the function's environment for values.
+func stackEnvironment(t *testing.T, tpl *cfn.Template, values map[string]any) map[string]string {
+	t.Helper()
+	v, _ := evaluate(t, tpl, environment(t, tpl), values)
+	out := map[string]string{}
+	for name, val := range v.(map[string]any) {
+		s, ok := val.(string)
+		if !ok {
+			t.Fatalf("environment variable %s = %#v, want a string", name, val)
+		}
+		out[name] = s
+	}
+	return out
+}
+
 // fedFromParameters reports whether v is a Ref to a parameter or a Fn::Sub
-// whose variables are all parameters.
+// whose variables are all parameters, each of them with a Default.
 func fedFromParameters(tpl *cfn.Template, v any) bool {
 	fn, arg, ok := cfn.Intrinsic(v)
 	if !ok {
 		return false
 	}
+	var names []string
 	switch fn {
 	case "Ref":
-		_, isParam := tpl.Parameters[arg.(string)]
-		return isParam
+		name, ok := arg.(string)
+		if !ok {
+			return false
+		}
+		names = []string{name}
 	case "Fn::Sub":
 		s, ok := arg.(string)
 		if !ok {
 			return false
 		}
-		names, err := cfn.SubVariables(s)
-		if err != nil || len(names) == 0 {
+		var err error
+		if names, err = cfn.SubVariables(s); err != nil {
 			return false
 		}
-		for _, n := range names {
-			if _, isParam := tpl.Parameters[n]; !isParam {
-				return false
-			}
-		}
-		return true
 	}
-	return false
+	if len(names) == 0 {
+		return false
+	}
+	for _, n := range names {
+		if p, isParam := tpl.Parameters[n]; !isParam || !p.HasDefault {
+			return false
+		}
+	}
+	return true
 }
 
 func TestEnvironment(t *testing.T) {
 	tpl := loadTemplate(t)
 	env := environment(t, tpl)
+	defaults := stackEnvironment(t, tpl, stackValues(nil))
 
-	// Variables that are not the handler's configuration.
-	special := map[string]any{
-		"DEAD_LETTER_QUEUE_URL": ref(queueID),
-		// Placeholders for sam local --env-vars; empty in AWS.
-		"AWS_ENDPOINT_URL_KMS": "",
-		"AWS_ENDPOINT_URL_SQS": "",
+	settings := map[string]config.Setting{}
+	for _, s := range config.Settings {
+		settings[s.Env] = s
 	}
-	want := map[string]bool{}
-	for name := range special {
-		want[name] = true
-	}
-	for _, p := range parameterEnv {
-		want[p.env] = true
-	}
-	for name, v := range env {
-		switch {
-		case !want[name]:
-			t.Errorf("unexpected environment variable %s = %v", name, v)
-		case special[name] != nil:
-			if !reflect.DeepEqual(v, special[name]) {
-				t.Errorf("%s = %#v, want %#v", name, v, special[name])
-			}
-		case !fedFromParameters(tpl, v):
-			t.Errorf("%s = %#v, want a Ref or Fn::Sub of parameters", name, v)
+	for name := range specialSettings {
+		if _, ok := settings[name]; !ok {
+			t.Errorf("%s is not in config.Settings: drop it from specialSettings", name)
 		}
 	}
-	for _, p := range parameterEnv {
-		t.Run(p.env, func(t *testing.T) {
-			if got, want := env[p.env], ref(p.param); !reflect.DeepEqual(got, want) {
-				t.Errorf("%s = %#v, want %#v", p.env, got, want)
-			}
-			param, ok := tpl.Parameters[p.param]
+	for _, s := range config.Settings {
+		t.Run(s.Env, func(t *testing.T) {
+			v, ok := env[s.Env]
 			if !ok {
-				t.Fatalf("no parameter %s", p.param)
+				t.Fatalf("the function's environment has no %s", s.Env)
 			}
-			if !param.HasDefault || param.Default != p.def {
-				t.Errorf("parameter %s Default = %q (present %v), want %q", p.param, param.Default, param.HasDefault, p.def)
+			if want, special := specialSettings[s.Env]; special {
+				if !reflect.DeepEqual(v, want) {
+					t.Errorf("%s = %#v, want %#v", s.Env, v, want)
+				}
+				return
 			}
-			got, _ := evaluate(t, tpl, env[p.env], stackValues(nil))
-			if got != p.def {
-				t.Errorf("%s in a stack with defaults = %#v, want %q", p.env, got, p.def)
+			if !fedFromParameters(tpl, v) {
+				t.Fatalf("%s = %#v, want a Ref or Fn::Sub of parameters with a Default", s.Env, v)
 			}
+			// A stack deployed with its defaults behaves as the handler
+			// does by default.
+			if got := defaults[s.Env]; got != s.Default {
+				t.Errorf("%s in a stack with defaults = %q, want the handler's default %q", s.Env, got, s.Default)
+			}
+		})
+	}
+	for _, name := range endpointPlaceholders {
+		if v, ok := env[name]; !ok || v != "" {
+			t.Errorf("%s = %#v (declared %v), want \"\": a placeholder for sam local --env-vars", name, v, ok)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(env)) {
+		if _, ok := settings[name]; ok || slices.Contains(endpointPlaceholders, name) {
+			continue
+		}
+		t.Errorf("unexpected environment variable %s = %#v: want only config.Settings and %q", name, env[name], endpointPlaceholders)
+	}
+}
+
+func TestEnvironmentIsAValidConfiguration(t *testing.T) {
+	tpl := loadTemplate(t)
+	base := stackValues(nil)
+	tests := []struct {
+		name   string
+		params map[string]any
+		check  func(t *testing.T, c config.Config)
+	}{
+		{"defaults", nil, func(t *testing.T, c config.Config) {
+			if !c.TamperRepair || c.MemberRoleName != "" || c.MemberRolePath != "/" || c.MemberExternalID != "" || c.MetricsNamespace != metrics.DefaultNamespace {
+				t.Errorf("config = %+v, want tamper repair on, no member role, namespace %s", c, metrics.DefaultNamespace)
+			}
+		}},
+		{"cross-account", map[string]any{
+			"MemberRoleName": "kms-autotagger-member", "MemberRolePath": "/governance/",
+			"MemberRoleExternalId": "o-a1b2c3d4e5-kms", "OrganizationId": "o-a1b2c3d4e5",
+		}, func(t *testing.T, c config.Config) {
+			if c.MemberRoleName != "kms-autotagger-member" || c.MemberRolePath != "/governance/" || c.MemberExternalID != "o-a1b2c3d4e5-kms" {
+				t.Errorf("member role = %q %q %q, want the parameters", c.MemberRoleName, c.MemberRolePath, c.MemberExternalID)
+			}
+		}},
+		{"tamper repair and metrics off", map[string]any{"TamperRepair": "false", "MetricsNamespace": "-"}, func(t *testing.T, c config.Config) {
+			if c.TamperRepair || c.MetricsNamespace != "" {
+				t.Errorf("TamperRepair, MetricsNamespace = %v, %q, want false, \"\"", c.TamperRepair, c.MetricsNamespace)
+			}
+		}},
+		{"tags", map[string]any{
+			"TagKeyPrefix": "governance:", "CreatedViaTagName": "-", "StaticTags": "Team=core,CostCenter=42",
+			"StaticTagKeys": "Team,CostCenter", "MetricsNamespace": "Governance/KMS",
+		}, func(t *testing.T, c config.Config) {
+			if c.TagKeyPrefix != "governance:" || c.Names.CreatedVia != "" || len(c.StaticTags) != 2 || c.MetricsNamespace != "Governance/KMS" {
+				t.Errorf("config = %+v, want the parameters", c)
+			}
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			values := stackValues(tt.params)
+			env := stackEnvironment(t, tpl, values)
+			c, err := config.FromEnv(func(name string) string { return env[name] })
+			if err != nil {
+				t.Fatalf("config.FromEnv of the stack's environment: %v", err)
+			}
+			if c.DeadLetterQueueURL != base[queueID] {
+				t.Errorf("DeadLetterQueueURL = %q, want the queue %v", c.DeadLetterQueueURL, base[queueID])
+			}
+			if c.HomeAccountID != base["AWS::AccountId"] {
+				t.Errorf("HomeAccountID = %q, want the stack's account %v", c.HomeAccountID, base["AWS::AccountId"])
+			}
+			if c.TaggerRoleARN != base[roleID+".Arn"] {
+				t.Errorf("TaggerRoleARN = %q, want the function's role %v", c.TaggerRoleARN, base[roleID+".Arn"])
+			}
+			tt.check(t, c)
 		})
 	}
 }
@@ -479,11 +847,119 @@ func TestParameters(t *testing.T) {
 			}
 		})
 	}
-	for _, name := range []string{"LogRetentionInDays", "ReservedConcurrency", "AlarmEmail", "StaticTagKeys"} {
+	for _, name := range []string{"LogRetentionInDays", "ReservedConcurrency", "AlarmEmail", "StaticTagKeys",
+		"TamperRepair", "MemberRoleName", "MemberRolePath", "MemberRoleExternalId", "OrganizationId", "MetricsNamespace"} {
 		if _, ok := tpl.Parameters[name]; !ok {
 			t.Errorf("no parameter %s", name)
 		}
 	}
+	if v := tpl.Parameters["MemberRoleExternalId"].Properties["NoEcho"]; v != true {
+		t.Errorf("MemberRoleExternalId NoEcho = %#v, want true", v)
+	}
+}
+
+// TestParameterPatterns checks that the parameters of the cross-account
+// settings accept what the handler accepts and refuse what it refuses, so
+// that a stack CloudFormation creates is never one whose function refuses
+// its configuration.
+func TestParameterPatterns(t *testing.T) {
+	tpl := loadTemplate(t)
+	tests := []struct {
+		param, env string
+		// with are other settings the value needs to be valid.
+		with      map[string]string
+		good, bad []string
+	}{
+		{"MemberRoleName", config.EnvMemberRoleName, nil,
+			[]string{"", "kms-autotagger-member", "a+b=c,d.e@f_g-h", strings.Repeat("r", 64)},
+			[]string{"a/b", "has space", strings.Repeat("r", 65)}},
+		{"MemberRolePath", config.EnvMemberRolePath, nil,
+			[]string{"/", "/governance/", "/a/b/", "/" + strings.Repeat("p", 510) + "/"},
+			[]string{"governance", "/governance", "governance/", "/a b/", "/" + strings.Repeat("p", 511) + "/"}},
+		{"MemberRoleExternalId", config.EnvMemberExternalID, map[string]string{config.EnvMemberRoleName: "kms-autotagger-member"},
+			[]string{"", "ab", "o-a1b2c3d4e5-kms", "x:y/z@w", strings.Repeat("e", 1224)},
+			[]string{"a", "has space", "semi;colon", strings.Repeat("e", 1225)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.param, func(t *testing.T) {
+			p, ok := tpl.Parameters[tt.param]
+			if !ok {
+				t.Fatalf("no parameter %s", tt.param)
+			}
+			accepts := parameterAccepts(t, p)
+			for _, v := range tt.good {
+				if !accepts(v) {
+					t.Errorf("parameter %s refuses %q, want accepted", tt.param, v)
+				}
+				if err := configWith(tt.env, v, tt.with); err != nil {
+					t.Errorf("config.FromEnv refuses %s=%q: %v; the test's good value is wrong", tt.env, v, err)
+				}
+			}
+			for _, v := range tt.bad {
+				if accepts(v) {
+					t.Errorf("parameter %s accepts %q, want refused (the handler refuses it)", tt.param, v)
+				}
+				if configWith(tt.env, v, tt.with) == nil {
+					t.Errorf("config.FromEnv accepts %s=%q; the test's bad value is wrong", tt.env, v)
+				}
+			}
+		})
+	}
+	org := tpl.Parameters["OrganizationId"]
+	accepts := parameterAccepts(t, org)
+	for _, v := range []string{"", "o-a1b2c3d4e5", "o-abcdefghij0123456789"} {
+		if !accepts(v) {
+			t.Errorf("OrganizationId refuses %q, want accepted", v)
+		}
+	}
+	for _, v := range []string{"r-ab12", "o-short", "123456789012", "o-A1B2C3D4E5"} {
+		if accepts(v) {
+			t.Errorf("OrganizationId accepts %q, want refused", v)
+		}
+	}
+}
+
+// parameterAccepts returns whether CloudFormation takes a value for p, by
+// its AllowedPattern, AllowedValues, MinLength and MaxLength.
+func parameterAccepts(t *testing.T, p cfn.Parameter) func(string) bool {
+	t.Helper()
+	var re *regexp.Regexp
+	if p.AllowedPattern != "" {
+		var err error
+		if re, err = regexp.Compile("^(?:" + p.AllowedPattern + ")$"); err != nil {
+			t.Fatalf("AllowedPattern %q: %v", p.AllowedPattern, err)
+		}
+	}
+	length := func(name string, def int64) int64 {
+		v, ok := p.Properties[name]
+		if !ok {
+			return def
+		}
+		n, ok := cfn.Int(v)
+		if !ok {
+			t.Fatalf("%s = %#v, want an integer", name, v)
+		}
+		return n
+	}
+	minLen, maxLen := length("MinLength", 0), length("MaxLength", 4096)
+	return func(v string) bool {
+		n := int64(len(v))
+		return n >= minLen && n <= maxLen &&
+			(re == nil || re.MatchString(v)) &&
+			(p.AllowedValues == nil || slices.Contains(p.AllowedValues, v))
+	}
+}
+
+// configWith runs config.FromEnv with env set to v, the settings of with,
+// and every other setting at its default.
+func configWith(env, v string, with map[string]string) error {
+	_, err := config.FromEnv(func(name string) string {
+		if name == env {
+			return v
+		}
+		return with[name]
+	})
+	return err
 }
 
 func TestDurationsFitTheTimeout(t *testing.T) {
@@ -504,31 +980,72 @@ func TestDurationsFitTheTimeout(t *testing.T) {
 	}
 }
 
-// statements returns the function's policy statements, failing on anything
-// but inline policy documents.
-func statements(t *testing.T, tpl *cfn.Template) []map[string]any {
+// functionRole returns the function's role, the template's only IAM role.
+func functionRole(t *testing.T, tpl *cfn.Template) cfn.Resource {
 	t.Helper()
-	policies, ok := property(t, tpl.Resources[functionID], "Policies").([]any)
+	return onlyResource(t, tpl, "AWS::IAM::Role", roleID)
+}
+
+// guardedStatement is one statement of the function role's inline policy as
+// written, with the condition it exists under ("" when always).
+type guardedStatement struct {
+	guard string
+	stmt  map[string]any
+}
+
+// writtenStatements returns the statements of the function role's inline
+// policies as written. A statement is a map, or !If [Condition, map,
+// !Ref AWS::NoValue] for one that exists only under Condition.
+func writtenStatements(t *testing.T, tpl *cfn.Template) []guardedStatement {
+	t.Helper()
+	policies, ok := property(t, functionRole(t, tpl), "Policies").([]any)
+	if !ok {
+		t.Fatal("Policies is not a list")
+	}
+	var out []guardedStatement
+	for i, p := range policies {
+		list, ok := cfn.Lookup(p, "PolicyDocument", "Statement")
+		if !ok {
+			t.Fatalf("Policies[%d] = %#v, want a PolicyDocument with a Statement", i, p)
+		}
+		stmts, ok := list.([]any)
+		if !ok {
+			t.Fatalf("Policies[%d] Statement = %#v, want a list", i, list)
+		}
+		for _, s := range stmts {
+			g := guardedStatement{}
+			if fn, arg, ok := cfn.Intrinsic(s); ok {
+				args, _ := arg.([]any)
+				if fn != "Fn::If" || len(args) != 3 || !reflect.DeepEqual(args[2], ref("AWS::NoValue")) {
+					t.Fatalf("statement %#v, want a map or !If [Condition, statement, !Ref AWS::NoValue]", s)
+				}
+				g.guard, _ = args[0].(string)
+				s = args[1]
+			}
+			if g.stmt, ok = s.(map[string]any); !ok {
+				t.Fatalf("statement %#v is not a map", s)
+			}
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+// functionStatements returns the statements of the function role's inline
+// policies in a stack with values: those under a false condition are gone.
+func functionStatements(t *testing.T, tpl *cfn.Template, values map[string]any) []map[string]any {
+	t.Helper()
+	policies, ok := property(t, functionRole(t, tpl), "Policies").([]any)
 	if !ok {
 		t.Fatal("Policies is not a list")
 	}
 	var out []map[string]any
 	for i, p := range policies {
-		doc, ok := p.(map[string]any)
+		doc, ok := cfn.Lookup(p, "PolicyDocument")
 		if !ok {
-			t.Fatalf("Policies[%d] = %#v, want an inline policy document", i, p)
+			t.Fatalf("Policies[%d] has no PolicyDocument", i)
 		}
-		list, ok := doc["Statement"].([]any)
-		if !ok {
-			t.Fatalf("Policies[%d] = %#v, want an inline policy document with a Statement list (no SAM policy templates)", i, p)
-		}
-		for _, s := range list {
-			stmt, ok := s.(map[string]any)
-			if !ok {
-				t.Fatalf("statement %#v is not a map", s)
-			}
-			out = append(out, stmt)
-		}
+		out = append(out, statementsOf(t, tpl, doc, values)...)
 	}
 	return out
 }
@@ -540,90 +1057,204 @@ func asList(v any) []any {
 	return []any{v}
 }
 
-func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
+func TestFunctionRole(t *testing.T) {
 	tpl := loadTemplate(t)
-	for _, typ := range []string{"AWS::IAM::Role", "AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
+	role := functionRole(t, tpl)
+	for _, typ := range []string{"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
 		if ids := tpl.ResourcesOfType(typ); len(ids) != 0 {
-			t.Errorf("%s resources = %v, want none: the function's policy is its Policies", typ, ids)
+			t.Errorf("%s resources = %v, want none: the function's permissions are its role's inline policy", typ, ids)
 		}
 	}
-	allowed := map[string]any{
-		"kms": map[string]any{"Fn::Sub": "arn:${AWS::Partition}:kms:*:${AWS::AccountId}:key/*"},
-		"sqs": getAtt(queueID, "Arn"),
-	}
-	var actions []string
-	for _, stmt := range statements(t, tpl) {
-		for _, forbidden := range []string{"NotAction", "NotResource", "Principal"} {
-			if _, ok := stmt[forbidden]; ok {
-				t.Errorf("statement %v has %s", stmt["Sid"], forbidden)
-			}
-		}
-		if stmt["Effect"] != "Allow" {
-			t.Errorf("statement %v Effect = %v, want Allow", stmt["Sid"], stmt["Effect"])
-		}
-		acts, ok := cfn.Strings(stmt["Action"])
-		if !ok || len(acts) == 0 {
-			t.Errorf("statement %v Action = %#v, want action names", stmt["Sid"], stmt["Action"])
-			continue
-		}
-		service := ""
-		for _, a := range acts {
-			actions = append(actions, a)
-			if strings.Contains(a, "*") {
-				t.Errorf("statement %v allows the wildcard action %q", stmt["Sid"], a)
-			}
-			prefix, _, _ := strings.Cut(a, ":")
-			if service == "" {
-				service = prefix
-			} else if prefix != service {
-				t.Errorf("statement %v mixes services %s and %s", stmt["Sid"], service, prefix)
-			}
-		}
-		want, ok := allowed[service]
-		if !ok {
-			t.Errorf("statement %v allows %s actions; want only kms and sqs", stmt["Sid"], service)
-			continue
-		}
-		resources, ok := stmt["Resource"]
-		if !ok {
-			t.Errorf("statement %v has no Resource", stmt["Sid"])
-		}
-		for _, r := range asList(resources) {
-			if !reflect.DeepEqual(r, want) {
-				t.Errorf("statement %v Resource %#v, want %#v", stmt["Sid"], r, want)
-			}
+	// IAM is global: a fixed name would collide between the stacks of two
+	// regions.
+	for _, p := range []string{"RoleName", "PermissionsBoundary"} {
+		if v, ok := role.Property(p); ok {
+			t.Errorf("role %s = %#v, want none", p, v)
 		}
 	}
-	sort.Strings(actions)
-	if want := []string{"kms:TagResource", "sqs:SendMessage"}; !slices.Equal(actions, want) {
-		t.Errorf("actions = %q, want %q", actions, want)
+	for _, partition := range []string{"aws", "aws-cn", "aws-us-gov"} {
+		values := stackValues(map[string]any{"AWS::Partition": partition})
+		trust := trustStatements(t, tpl, role, values)
+		wantTrust := []map[string]any{{
+			"Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole",
+		}}
+		if !reflect.DeepEqual(trust, wantTrust) {
+			t.Errorf("trust policy = %#v, want %#v", trust, wantTrust)
+		}
+		managed, _ := evaluate(t, tpl, property(t, role, "ManagedPolicyArns"), values)
+		wantManaged := []any{"arn:" + partition + ":iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}
+		if !reflect.DeepEqual(managed, wantManaged) {
+			t.Errorf("ManagedPolicyArns in %s = %#v, want %#v", partition, managed, wantManaged)
+		}
+	}
+	policies, _ := property(t, role, "Policies").([]any)
+	var names []string
+	for _, p := range policies {
+		name, _ := cfn.Lookup(p, "PolicyName")
+		s, _ := name.(string)
+		names = append(names, s)
+	}
+	if want := []string{"tag-kms-keys"}; !slices.Equal(names, want) {
+		t.Errorf("inline policies = %q, want %q", names, want)
 	}
 }
 
-// tagKeysCondition returns the function policy's aws:TagKeys condition
-// value, failing unless the kms statement has the expected condition shape.
-func tagKeysCondition(t *testing.T, tpl *cfn.Template) any {
-	t.Helper()
-	for _, stmt := range statements(t, tpl) {
-		if stmt["Action"] != "kms:TagResource" {
-			continue
+// statementGuards are the actions the function may be allowed, each with the
+// condition its statement must exist under ("" when always).
+var statementGuards = map[string]string{
+	"kms:TagResource":         "",
+	"sqs:SendMessage":         "",
+	"kms:DescribeKey":         "TamperRepairOn",
+	"cloudtrail:LookupEvents": "TamperRepairOn",
+	"sts:AssumeRole":          "HasMemberRole",
+}
+
+func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
+	tpl := loadTemplate(t)
+
+	// As written: every action in a statement of its own condition, and
+	// "*" only for cloudtrail:LookupEvents, which has no resource-level
+	// permissions.
+	for _, g := range writtenStatements(t, tpl) {
+		acts, _ := cfn.Strings(g.stmt["Action"])
+		for _, a := range acts {
+			want, known := statementGuards[a]
+			if !known {
+				t.Errorf("statement %v allows %s; want only %q", g.stmt["Sid"], a, slices.Sorted(maps.Keys(statementGuards)))
+			} else if g.guard != want {
+				t.Errorf("statement %v (%s) exists under condition %q, want %q", g.stmt["Sid"], a, g.guard, want)
+			}
 		}
-		if got, ok := cfn.Lookup(stmt, "Condition", "Null", "aws:TagKeys"); !ok || got != "false" {
-			t.Errorf(`Condition.Null["aws:TagKeys"] = %#v, want "false"`, got)
+		for _, r := range asList(g.stmt["Resource"]) {
+			if r == "*" && !slices.Equal(acts, []string{"cloudtrail:LookupEvents"}) {
+				t.Errorf("statement %v allows %q on \"*\"; only cloudtrail:LookupEvents may be", g.stmt["Sid"], acts)
+			}
 		}
-		v, ok := cfn.Lookup(stmt, "Condition", "ForAllValues:StringEquals", "aws:TagKeys")
-		if !ok {
-			t.Fatal(`the kms:TagResource statement has no Condition."ForAllValues:StringEquals"."aws:TagKeys"`)
-		}
-		return v
 	}
-	t.Fatal("no kms:TagResource statement")
-	return nil
+
+	// As deployed, for several configurations.
+	tests := []struct {
+		name   string
+		params map[string]any
+	}{
+		{"defaults", nil},
+		{"tamper repair off", map[string]any{"TamperRepair": "false"}},
+		{"member role", map[string]any{"MemberRoleName": "kms-autotagger-member"}},
+		{"member role in the organization, tamper repair off", map[string]any{
+			"MemberRoleName": "kms-autotagger-member", "MemberRolePath": "/governance/", "OrganizationId": "o-a1b2c3d4e5", "TamperRepair": "false",
+		}},
+		{"everything on in aws-cn", map[string]any{
+			"AWS::Partition": "aws-cn", "MemberRoleName": "tagger", "OrganizationId": "o-a1b2c3d4e5",
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			values := stackValues(tt.params)
+			param := func(name string) string {
+				v, _ := evaluate(t, tpl, ref(name), values)
+				return v.(string)
+			}
+			partition := values["AWS::Partition"].(string)
+			keys := "arn:" + partition + ":kms:*:" + values["AWS::AccountId"].(string) + ":key/*"
+			want := map[string]any{
+				"kms:TagResource": keys,
+				"sqs:SendMessage": values[queueID+".Arn"],
+			}
+			if param("TamperRepair") == "true" {
+				want["kms:DescribeKey"] = keys
+				want["cloudtrail:LookupEvents"] = "*"
+			}
+			if param("MemberRoleName") != "" {
+				want["sts:AssumeRole"] = "arn:" + partition + ":iam::*:role" + param("MemberRolePath") + param("MemberRoleName")
+			}
+
+			var actions []string
+			for _, stmt := range functionStatements(t, tpl, values) {
+				for _, forbidden := range []string{"NotAction", "NotResource", "Principal", "NotPrincipal"} {
+					if _, ok := stmt[forbidden]; ok {
+						t.Errorf("statement %v has %s", stmt["Sid"], forbidden)
+					}
+				}
+				if stmt["Effect"] != "Allow" {
+					t.Errorf("statement %v Effect = %v, want Allow", stmt["Sid"], stmt["Effect"])
+				}
+				acts, ok := cfn.Strings(stmt["Action"])
+				if !ok || len(acts) == 0 {
+					t.Errorf("statement %v Action = %#v, want action names", stmt["Sid"], stmt["Action"])
+					continue
+				}
+				resources, ok := stmt["Resource"]
+				if !ok {
+					t.Errorf("statement %v has no Resource", stmt["Sid"])
+				}
+				for _, a := range acts {
+					actions = append(actions, a)
+					if strings.Contains(a, "*") {
+						t.Errorf("statement %v allows the wildcard action %q", stmt["Sid"], a)
+					}
+					w, allowed := want[a]
+					if !allowed {
+						t.Errorf("statement %v allows %s; want only %q here", stmt["Sid"], a, slices.Sorted(maps.Keys(want)))
+						continue
+					}
+					for _, r := range asList(resources) {
+						if r != w {
+							t.Errorf("statement %v allows %s on %#v, want only %#v", stmt["Sid"], a, r, w)
+						}
+					}
+				}
+				cond, hasCond := stmt["Condition"]
+				switch {
+				case slices.Contains(acts, "kms:TagResource"):
+					// Checked by TestTagKeysCondition.
+				case slices.Contains(acts, "sts:AssumeRole"):
+					org := param("OrganizationId")
+					wantCond := map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": org}}
+					if org == "" && hasCond {
+						t.Errorf("sts:AssumeRole Condition = %#v, want none without an OrganizationId", cond)
+					}
+					if org != "" && !reflect.DeepEqual(cond, wantCond) {
+						t.Errorf("sts:AssumeRole Condition = %#v, want %#v", cond, wantCond)
+					}
+				case hasCond:
+					t.Errorf("statement %v Condition = %#v, want none", stmt["Sid"], cond)
+				}
+			}
+			sort.Strings(actions)
+			if w := slices.Sorted(maps.Keys(want)); !slices.Equal(actions, w) {
+				t.Errorf("actions = %q, want %q", actions, w)
+			}
+		})
+	}
+}
+
+// tagKeysCondition returns the aws:TagKeys condition value of the function
+// role's kms:TagResource statement in a stack with values, failing unless
+// the statement has the expected condition shape.
+func tagKeysCondition(t *testing.T, tpl *cfn.Template, values map[string]any) any {
+	t.Helper()
+	var found []map[string]any
+	for _, stmt := range functionStatements(t, tpl, values) {
+		if acts, _ := cfn.Strings(stmt["Action"]); slices.Contains(acts, "kms:TagResource") {
+			found = append(found, stmt)
+		}
+	}
+	if len(found) != 1 {
+		t.Fatalf("kms:TagResource statements = %d, want one", len(found))
+	}
+	stmt := found[0]
+	if got, ok := cfn.Lookup(stmt, "Condition", "Null", "aws:TagKeys"); !ok || got != "false" {
+		t.Errorf(`Condition.Null["aws:TagKeys"] = %#v, want "false"`, got)
+	}
+	v, ok := cfn.Lookup(stmt, "Condition", "ForAllValues:StringEquals", "aws:TagKeys")
+	if !ok {
+		t.Fatal(`the kms:TagResource statement has no Condition."ForAllValues:StringEquals"."aws:TagKeys"`)
+	}
+	return v
 }
 
 func TestTagKeysCondition(t *testing.T) {
 	tpl := loadTemplate(t)
-	condition := tagKeysCondition(t, tpl)
 	env := environment(t, tpl)
 	governance := []string{
 		"TAG_NAME_CREATED_BY", "TAG_NAME_CREATED_BY_ROLE", "TAG_NAME_CREATED_AT",
@@ -664,11 +1295,16 @@ func TestTagKeysCondition(t *testing.T) {
 			},
 			[]string{"Team"},
 		},
+		{
+			"tamper repair off, member role on",
+			map[string]any{"TamperRepair": "false", "MemberRoleName": "kms-autotagger-member"},
+			[]string{"CreatedAt", "CreatedBy", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"},
+		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			values := stackValues(tt.params)
-			v, _ := evaluate(t, tpl, condition, values)
+			v := tagKeysCondition(t, tpl, values)
 			list, ok := v.([]any)
 			if !ok {
 				t.Fatalf("aws:TagKeys = %#v, want a list", v)
@@ -690,7 +1326,7 @@ func TestTagKeysCondition(t *testing.T) {
 				t.Errorf("aws:TagKeys = %q, want %q", got, tt.want)
 			}
 
-			// The same keys as the handler derives from its environment.
+			// The same keys as derived from the function's environment.
 			prefix, _ := evaluate(t, tpl, env["TAG_KEY_PREFIX"], values)
 			fromEnv := []string{}
 			for _, name := range governance {
@@ -709,6 +1345,23 @@ func TestTagKeysCondition(t *testing.T) {
 			if !slices.Equal(got, fromEnv) {
 				t.Errorf("aws:TagKeys = %q, want the configured tag keys %q", got, fromEnv)
 			}
+
+			// And the keys the handler itself may write with that
+			// environment.
+			stackEnv := stackEnvironment(t, tpl, values)
+			c, err := config.FromEnv(func(name string) string { return stackEnv[name] })
+			if err != nil {
+				t.Fatalf("config.FromEnv: %v", err)
+			}
+			policy, err := c.Policy()
+			if err != nil {
+				t.Fatalf("Policy: %v", err)
+			}
+			handler := policy.Keys()
+			sort.Strings(handler)
+			if !slices.Equal(got, handler) {
+				t.Errorf("aws:TagKeys = %q, want the handler's tag keys %q", got, handler)
+			}
 		})
 	}
 }
@@ -716,13 +1369,12 @@ func TestTagKeysCondition(t *testing.T) {
 func TestDeadLetterQueueIsWiredEverywhere(t *testing.T) {
 	tpl := loadTemplate(t)
 	queue := onlyResource(t, tpl, "AWS::SQS::Queue", queueID)
-	rule := onlyResource(t, tpl, "AWS::Events::Rule", ruleID)
 	invoke := onlyResource(t, tpl, "AWS::Lambda::EventInvokeConfig", "AutoTaggerEventInvokeConfig")
 	fn := tpl.Resources[functionID]
 	var sendResources []any
-	for _, stmt := range statements(t, tpl) {
-		if stmt["Action"] == "sqs:SendMessage" {
-			sendResources = append(sendResources, asList(stmt["Resource"])...)
+	for _, g := range writtenStatements(t, tpl) {
+		if acts, _ := cfn.Strings(g.stmt["Action"]); slices.Contains(acts, "sqs:SendMessage") {
+			sendResources = append(sendResources, asList(g.stmt["Resource"])...)
 		}
 	}
 	tests := []struct {
@@ -732,7 +1384,6 @@ func TestDeadLetterQueueIsWiredEverywhere(t *testing.T) {
 	}{
 		{"queue encrypted", func() (any, bool) { return queue.Property("SqsManagedSseEnabled") }, true},
 		{"queue keeps messages 14 days", func() (any, bool) { return queue.Property("MessageRetentionPeriod") }, 1209600},
-		{"rule target dead-letter config", func() (any, bool) { return rule.Property("Targets", "0", "DeadLetterConfig", "Arn") }, getAtt(queueID, "Arn")},
 		{"on-failure destination", func() (any, bool) { return invoke.Property("DestinationConfig", "OnFailure", "Destination") }, getAtt(queueID, "Arn")},
 		{"on-failure config of the function", func() (any, bool) { return invoke.Property("FunctionName") }, ref(functionID)},
 		{"on-failure config of $LATEST", func() (any, bool) { return invoke.Property("Qualifier") }, "$LATEST"},
@@ -740,6 +1391,14 @@ func TestDeadLetterQueueIsWiredEverywhere(t *testing.T) {
 		{"Lambda keeps an event an hour", func() (any, bool) { return invoke.Property("MaximumEventAgeInSeconds") }, 3600},
 		{"handler's queue URL", func() (any, bool) { return fn.Property("Environment", "Variables", "DEAD_LETTER_QUEUE_URL") }, ref(queueID)},
 		{"handler may send to the queue", func() (any, bool) { return sendResources, len(sendResources) > 0 }, []any{getAtt(queueID, "Arn")}},
+	}
+	for _, id := range ruleIDs {
+		rule := tpl.Resources[id]
+		tests = append(tests, struct {
+			name string
+			got  func() (any, bool)
+			want any
+		}{id + " target dead-letter config", func() (any, bool) { return rule.Property("Targets", "0", "DeadLetterConfig", "Arn") }, getAtt(queueID, "Arn")})
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -751,7 +1410,7 @@ func TestDeadLetterQueueIsWiredEverywhere(t *testing.T) {
 	}
 }
 
-func TestQueuePolicyAllowsOnlyTheRule(t *testing.T) {
+func TestQueuePolicyAllowsOnlyTheRules(t *testing.T) {
 	tpl := loadTemplate(t)
 	policy := onlyResource(t, tpl, "AWS::SQS::QueuePolicy", "DeadLetterQueuePolicy")
 	if got, want := property(t, policy, "Queues"), []any{ref(queueID)}; !reflect.DeepEqual(got, want) {
@@ -774,12 +1433,33 @@ func TestQueuePolicyAllowsOnlyTheRule(t *testing.T) {
 			{[]string{"Principal"}, map[string]any{"Service": "events.amazonaws.com"}},
 			{[]string{"Action"}, "sqs:SendMessage"},
 			{[]string{"Resource"}, getAtt(queueID, "Arn")},
-			{[]string{"Condition"}, map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": getAtt(ruleID, "Arn")}}},
 		}
 		for _, tt := range tests {
 			got, ok := cfn.Lookup(stmt, tt.path...)
 			if !ok || !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("statement %d %s = %#v, want %#v", i, strings.Join(tt.path, "."), got, tt.want)
+			}
+		}
+		// The source ARNs are exactly the rules the stack has.
+		for _, tamperRepair := range []string{"true", "false"} {
+			values := stackValues(map[string]any{"TamperRepair": tamperRepair})
+			var rules []string
+			for _, id := range ruleIDs {
+				if created(t, tpl, id, values) {
+					rules = append(rules, values[id+".Arn"].(string))
+				}
+			}
+			cond, _ := evaluate(t, tpl, stmt["Condition"], values)
+			arns, ok := cfn.Lookup(cond, "ArnEquals", "aws:SourceArn")
+			got, isStrings := cfn.Strings(arns)
+			if m, isMap := cond.(map[string]any); !ok || !isStrings || !isMap || len(m) != 1 || len(m["ArnEquals"].(map[string]any)) != 1 {
+				t.Errorf("TamperRepair %s: statement %d Condition = %#v, want only ArnEquals aws:SourceArn", tamperRepair, i, cond)
+				continue
+			}
+			sort.Strings(got)
+			sort.Strings(rules)
+			if !slices.Equal(got, rules) {
+				t.Errorf("TamperRepair %s: statement %d aws:SourceArn = %q, want the stack's rules %q", tamperRepair, i, got, rules)
 			}
 		}
 	}
@@ -799,8 +1479,10 @@ func TestLogGroup(t *testing.T) {
 	if got, want := tpl.Parameters["LogRetentionInDays"].Default, "90"; got != want {
 		t.Errorf("LogRetentionInDays Default = %q, want %q", got, want)
 	}
-	if got := tpl.Resources[ruleID].DependsOn; !slices.Contains(got, "AutoTaggerLogGroup") {
-		t.Errorf("rule DependsOn = %q, want it to include AutoTaggerLogGroup", got)
+	for _, id := range ruleIDs {
+		if got := tpl.Resources[id].DependsOn; !slices.Contains(got, "AutoTaggerLogGroup") {
+			t.Errorf("%s DependsOn = %q, want it to include AutoTaggerLogGroup", id, got)
+		}
 	}
 }
 
@@ -908,17 +1590,324 @@ func TestReservedConcurrency(t *testing.T) {
 	}
 }
 
+func TestOrganizationEventBusPolicy(t *testing.T) {
+	tpl := loadTemplate(t)
+	policy := onlyResource(t, tpl, "AWS::Events::EventBusPolicy", busPolicyID)
+	if policy.Condition != "HasOrganizationId" {
+		t.Errorf("Condition = %q, want HasOrganizationId", policy.Condition)
+	}
+	for _, tt := range []struct {
+		org  string
+		want bool
+	}{{"", false}, {"o-a1b2c3d4e5", true}} {
+		if got := created(t, tpl, busPolicyID, stackValues(map[string]any{"OrganizationId": tt.org})); got != tt.want {
+			t.Errorf("OrganizationId %q: %s created = %v, want %v", tt.org, busPolicyID, got, tt.want)
+		}
+	}
+	if got := property(t, policy, "EventBusName"); got != "default" {
+		t.Errorf("EventBusName = %v, want default (the bus the rules are on)", got)
+	}
+	if got, _ := policy.Property("Statement", "Condition", "StringEquals", "aws:PrincipalOrgID"); !reflect.DeepEqual(got, ref("OrganizationId")) {
+		t.Errorf("aws:PrincipalOrgID = %#v, want %#v", got, ref("OrganizationId"))
+	}
+
+	for _, region := range []string{"us-east-1", "eu-west-1"} {
+		values := stackValues(map[string]any{"OrganizationId": "o-a1b2c3d4e5", "AWS::Region": region})
+		v, _ := evaluate(t, tpl, property(t, policy, "Statement"), values)
+		stmt, ok := v.(map[string]any)
+		if !ok {
+			t.Fatalf("Statement = %#v, want one statement", v)
+		}
+		stmt = maps.Clone(stmt)
+		delete(stmt, "Sid")
+		want := map[string]any{
+			"Effect":    "Allow",
+			"Principal": "*",
+			"Action":    "events:PutEvents",
+			"Resource":  "arn:aws:events:" + region + ":111122223333:event-bus/default",
+			"Condition": map[string]any{"StringEquals": map[string]any{
+				"aws:PrincipalOrgID": "o-a1b2c3d4e5",
+				"events:source":      "aws.kms",
+				"events:detail-type": "AWS API Call via CloudTrail",
+			}},
+		}
+		if !reflect.DeepEqual(stmt, want) {
+			t.Errorf("Statement in %s = %#v, want %#v", region, stmt, want)
+		}
+	}
+	// The events it lets in are the ones the rules take.
+	for _, id := range ruleIDs {
+		p := patternOf(t, tpl, id, stackValues(nil))
+		if !reflect.DeepEqual(p["source"], []any{"aws.kms"}) || !reflect.DeepEqual(p["detail-type"], []any{"AWS API Call via CloudTrail"}) {
+			t.Errorf("%s source %v detail-type %v, want what the bus policy allows", id, p["source"], p["detail-type"])
+		}
+	}
+
+	// The StatementId names the policy's statement on the account's bus
+	// and is the resource's physical id: EventBridge takes 1 to 64 of
+	// [A-Za-z0-9_-], and it must be the stack's own, unlike that of any
+	// other stack in the account and region: another kms-autotagger stack
+	// or deploy/central-bus-policy.yaml, deployed next to this one.
+	statementID := regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
+	central := loadDeploy(t, busPolicyPath)
+	centralID, _ := evaluate(t, central, property(t, central.Resources["OrganizationPutEvents"], "StatementId"),
+		deployValues(centralAccount, "us-east-1", map[string]any{"OrganizationId": "o-a1b2c3d4e5"}))
+	longName := "kms-autotagger-" + strings.Repeat("x", 128-len("kms-autotagger-"))
+	stacks := []struct{ name, id string }{
+		{"kms-autotagger", "6a1f0c40-af3e-11ee-b2f1-0a8f5c6a7e1d"},
+		{"kms-autotagger-staging", "0c2b7e10-b0a1-11ee-9d3c-12c4a5b6c7d8"},
+		{longName, "f47ac10b-58cc-4372-a567-0e02b2c3d479"},
+	}
+	seen := map[string]string{}
+	for _, s := range stacks {
+		values := stackValues(map[string]any{
+			"OrganizationId": "o-a1b2c3d4e5",
+			"AWS::StackName": s.name,
+			"AWS::StackId":   "arn:aws:cloudformation:us-east-1:111122223333:stack/" + s.name + "/" + s.id,
+		})
+		v, _ := evaluate(t, tpl, property(t, policy, "StatementId"), values)
+		id, _ := v.(string)
+		if !statementID.MatchString(id) {
+			t.Errorf("stack %.30s...: StatementId = %q, want 1 to 64 of [A-Za-z0-9_-]", s.name, id)
+		}
+		if id == centralID {
+			t.Errorf("stack %.30s...: StatementId = %q, the same as deploy/central-bus-policy.yaml's: the two stacks would collide", s.name, id)
+		}
+		if other, dup := seen[id]; dup {
+			t.Errorf("stacks %.30s... and %.30s... have the same StatementId %q", other, s.name, id)
+		}
+		seen[id] = s.name
+	}
+}
+
+// emitted is what the function's metrics emitter writes: its namespace,
+// metric names, dimension sets and the Outcome values of the handler's
+// outcomes.
+type emitted struct {
+	namespace     string
+	names         map[string]bool
+	dimensionSets [][]string
+	outcomes      map[string]bool
+}
+
+// emittedMetrics records one event per handler outcome with the real
+// emitter under namespace and reads back what it wrote.
+func emittedMetrics(t *testing.T, namespace string) emitted {
+	t.Helper()
+	var buf bytes.Buffer
+	em, err := metrics.New(&buf, namespace)
+	if err != nil {
+		t.Fatalf("metrics.New(%q): %v", namespace, err)
+	}
+	outcomes := []tagger.Outcome{tagger.OutcomeTagged, tagger.OutcomeSkipped, tagger.OutcomeDeadLettered, tagger.OutcomeError}
+	for _, o := range outcomes {
+		if err := em.Record(metrics.Event{Outcome: string(o), EventName: "CreateKey", Region: "us-east-1", Attempts: 1}); err != nil {
+			t.Fatalf("Record: %v", err)
+		}
+	}
+	out := emitted{names: map[string]bool{}, outcomes: map[string]bool{}}
+	lines := strings.Split(strings.TrimSuffix(buf.String(), "\n"), "\n")
+	if len(lines) != len(outcomes) {
+		t.Fatalf("emitter wrote %d lines, want %d", len(lines), len(outcomes))
+	}
+	for _, line := range lines {
+		var rec struct {
+			AWS struct {
+				CloudWatchMetrics []struct {
+					Namespace  string
+					Dimensions [][]string
+					Metrics    []struct{ Name string }
+				}
+			} `json:"_aws"`
+			Outcome string
+		}
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("decoding EMF line %s: %v", line, err)
+		}
+		if len(rec.AWS.CloudWatchMetrics) != 1 {
+			t.Fatalf("EMF line %s: want one metric directive", line)
+		}
+		d := rec.AWS.CloudWatchMetrics[0]
+		out.namespace = d.Namespace
+		out.dimensionSets = d.Dimensions
+		for _, m := range d.Metrics {
+			out.names[m.Name] = true
+		}
+		out.outcomes[rec.Outcome] = true
+	}
+	for _, o := range outcomes {
+		if !out.outcomes[string(o)] {
+			t.Fatalf("emitter wrote outcomes %q, want %s among them", slices.Sorted(maps.Keys(out.outcomes)), o)
+		}
+	}
+	return out
+}
+
+// dashboardMetric is one line of a dashboard metric widget: namespace,
+// metric name and dimension name/value pairs.
+type dashboardMetric struct {
+	widget     string
+	namespace  string
+	name       string
+	dimensions map[string]string
+}
+
+// dashboardMetrics evaluates the dashboard body for values and returns the
+// widgets' metrics, failing on anything but valid JSON of metric widgets.
+func dashboardMetrics(t *testing.T, tpl *cfn.Template, values map[string]any) []dashboardMetric {
+	t.Helper()
+	dash := onlyResource(t, tpl, "AWS::CloudWatch::Dashboard", dashboardID)
+	v, _ := evaluate(t, tpl, property(t, dash, "DashboardBody"), values)
+	body, ok := v.(string)
+	if !ok {
+		t.Fatalf("DashboardBody = %#v, want a string", v)
+	}
+	var doc struct {
+		Widgets []struct {
+			Type       string
+			Properties struct {
+				Title   string
+				Region  string
+				Metrics [][]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &doc); err != nil {
+		t.Fatalf("DashboardBody is not JSON: %v\n%s", err, body)
+	}
+	if len(doc.Widgets) == 0 {
+		t.Fatal("the dashboard has no widgets")
+	}
+	var out []dashboardMetric
+	for i, w := range doc.Widgets {
+		title := fmt.Sprintf("widget %d (%s)", i, w.Properties.Title)
+		if w.Type != "metric" {
+			continue
+		}
+		if w.Properties.Region != values["AWS::Region"] {
+			t.Errorf("%s region = %q, want the stack's %v", title, w.Properties.Region, values["AWS::Region"])
+		}
+		if len(w.Properties.Metrics) == 0 {
+			t.Errorf("%s has no metrics", title)
+		}
+		var prev []string
+		for j, row := range w.Properties.Metrics {
+			// [namespace, name, dim, value, ..., {options}]; "." repeats
+			// the previous line's item.
+			var items []string
+			for k, el := range row {
+				switch x := el.(type) {
+				case string:
+					if x == "." && k < len(prev) {
+						x = prev[k]
+					}
+					items = append(items, x)
+				case map[string]any:
+					if k != len(row)-1 {
+						t.Errorf("%s metric %d: options %v before the end", title, j, x)
+					}
+				default:
+					t.Errorf("%s metric %d: item %#v is not a string", title, j, el)
+				}
+			}
+			prev = items
+			if len(items) < 2 || len(items)%2 != 0 {
+				t.Errorf("%s metric %d = %q, want namespace, name and dimension pairs", title, j, items)
+				continue
+			}
+			m := dashboardMetric{widget: title, namespace: items[0], name: items[1], dimensions: map[string]string{}}
+			for k := 2; k < len(items); k += 2 {
+				m.dimensions[items[k]] = items[k+1]
+			}
+			out = append(out, m)
+		}
+	}
+	return out
+}
+
+func TestOperationsDashboard(t *testing.T) {
+	tpl := loadTemplate(t)
+	dash := onlyResource(t, tpl, "AWS::CloudWatch::Dashboard", dashboardID)
+	dashboardName := regexp.MustCompile(`^[A-Za-z0-9_-]{1,255}$`)
+	name, _ := evaluate(t, tpl, property(t, dash, "DashboardName"), stackValues(nil))
+	if s, _ := name.(string); !dashboardName.MatchString(s) {
+		t.Errorf("DashboardName = %#v, want 1 to 255 of [A-Za-z0-9_-]", name)
+	}
+
+	tests := []struct {
+		name      string
+		namespace string
+	}{
+		{"default namespace", tpl.Parameters["MetricsNamespace"].Default},
+		{"namespace given", "Governance/KMS"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			values := stackValues(map[string]any{"MetricsNamespace": tt.namespace})
+			want := emittedMetrics(t, tt.namespace)
+			if want.namespace != tt.namespace {
+				t.Fatalf("emitter namespace = %q, want %q", want.namespace, tt.namespace)
+			}
+			sets := map[string]bool{}
+			for _, s := range want.dimensionSets {
+				sets[strings.Join(slices.Sorted(slices.Values(s)), ",")] = true
+			}
+			shown := map[string]bool{}
+			own := 0
+			for _, m := range dashboardMetrics(t, tpl, values) {
+				switch {
+				case m.namespace == tt.namespace:
+					own++
+					shown[m.name] = true
+					if !want.names[m.name] {
+						t.Errorf("%s shows %s, which the function does not emit (it emits %q)", m.widget, m.name, slices.Sorted(maps.Keys(want.names)))
+					}
+					dims := strings.Join(slices.Sorted(maps.Keys(m.dimensions)), ",")
+					if !sets[dims] {
+						t.Errorf("%s shows %s by dimensions [%s], which the function does not emit (it emits %q)", m.widget, m.name, dims, want.dimensionSets)
+					}
+					if o, ok := m.dimensions[metrics.DimensionOutcome]; ok && !want.outcomes[o] {
+						t.Errorf("%s shows %s for Outcome %q, which does not exist (outcomes: %q)", m.widget, m.name, o, slices.Sorted(maps.Keys(want.outcomes)))
+					}
+				case m.namespace == "AWS/SQS":
+					if got := m.dimensions["QueueName"]; got != values[queueID+".QueueName"] || len(m.dimensions) != 1 {
+						t.Errorf("%s shows AWS/SQS %s of %v, want the dead-letter queue %v", m.widget, m.name, m.dimensions, values[queueID+".QueueName"])
+					}
+				case m.namespace == "AWS/Lambda":
+					if got := m.dimensions["FunctionName"]; got != values[functionID] || len(m.dimensions) != 1 {
+						t.Errorf("%s shows AWS/Lambda %s of %v, want the function %v", m.widget, m.name, m.dimensions, values[functionID])
+					}
+				default:
+					t.Errorf("%s shows namespace %q, want the MetricsNamespace parameter's %q, AWS/SQS or AWS/Lambda", m.widget, m.namespace, tt.namespace)
+				}
+			}
+			if own == 0 {
+				t.Errorf("the dashboard shows none of the function's metrics")
+			}
+			for _, n := range slices.Sorted(maps.Keys(want.names)) {
+				if !shown[n] {
+					t.Errorf("the dashboard does not show the function's metric %s", n)
+				}
+			}
+		})
+	}
+}
+
 func TestOutputs(t *testing.T) {
 	tpl := loadTemplate(t)
 	tests := []struct {
-		name string
-		want any
+		name      string
+		want      any
+		condition string
 	}{
-		{"FunctionName", ref(functionID)},
-		{"FunctionArn", getAtt(functionID, "Arn")},
-		{"RuleArn", getAtt(ruleID, "Arn")},
-		{"DeadLetterQueueUrl", ref(queueID)},
-		{"DeadLetterQueueArn", getAtt(queueID, "Arn")},
+		{"FunctionName", ref(functionID), ""},
+		{"FunctionArn", getAtt(functionID, "Arn"), ""},
+		{"FunctionRoleArn", getAtt(roleID, "Arn"), ""},
+		{"RuleArn", getAtt(ruleID, "Arn"), ""},
+		{"TagChangeRuleArn", getAtt(tagRuleID, "Arn"), tpl.Resources[tagRuleID].Condition},
+		{"DashboardName", ref(dashboardID), ""},
+		{"DeadLetterQueueUrl", ref(queueID), ""},
+		{"DeadLetterQueueArn", getAtt(queueID, "Arn"), ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -929,7 +1918,14 @@ func TestOutputs(t *testing.T) {
 			if !reflect.DeepEqual(out.Value, tt.want) {
 				t.Errorf("output %s = %#v, want %#v", tt.name, out.Value, tt.want)
 			}
+			if out.Condition != tt.condition {
+				t.Errorf("output %s Condition = %q, want %q", tt.name, out.Condition, tt.condition)
+			}
 		})
+	}
+	// deploy/member-role.yaml's TaggerRoleArn is the role's ARN.
+	if got, _ := evaluate(t, tpl, tpl.Outputs["FunctionRoleArn"].Value, stackValues(nil)); got != taggerRoleARN {
+		t.Errorf("FunctionRoleArn = %v, want %s", got, taggerRoleARN)
 	}
 }
 
@@ -948,6 +1944,93 @@ func TestReferencesAreDefined(t *testing.T) {
 	}
 	for _, r := range undefined {
 		t.Errorf("undefined: %s", r)
+	}
+}
+
+// TestReferencesToConditionalResources evaluates every resource and output
+// that a stack creates, for every combination of the parameters that
+// conditions depend on, with values for the created resources only: a
+// reference to a resource the stack does not create fails the evaluation,
+// as it fails the stack.
+func TestReferencesToConditionalResources(t *testing.T) {
+	tpl := loadTemplate(t)
+	refs, err := tpl.References()
+	if err != nil {
+		t.Fatalf("References: %v", err)
+	}
+	choices := []struct {
+		param  string
+		values []string
+	}{
+		{"TamperRepair", []string{"true", "false"}},
+		{"MemberRoleName", []string{"", "kms-autotagger-member"}},
+		{"OrganizationId", []string{"", "o-a1b2c3d4e5"}},
+		{"AlarmEmail", []string{"", "ops@example.com"}},
+		{"ReservedConcurrency", []string{"10", "-1"}},
+	}
+	combinations := []map[string]any{{}}
+	for _, c := range choices {
+		var next []map[string]any
+		for _, base := range combinations {
+			for _, v := range c.values {
+				m := maps.Clone(base)
+				m[c.param] = v
+				next = append(next, m)
+			}
+		}
+		combinations = next
+	}
+	stack := stackValues(nil)
+	for _, params := range combinations {
+		name := fmt.Sprint(params)
+		values := map[string]any{}
+		for _, p := range []string{"AWS::Partition", "AWS::AccountId", "AWS::Region", "AWS::StackName", "AWS::StackId"} {
+			values[p] = stack[p]
+		}
+		maps.Copy(values, params)
+		exists := map[string]bool{}
+		for id := range tpl.Resources {
+			exists[id] = created(t, tpl, id, values)
+		}
+		for _, r := range refs {
+			if _, isResource := tpl.Resources[r.Name]; !isResource || !exists[r.Name] {
+				continue
+			}
+			key := r.Name
+			if r.Attribute != "" {
+				key += "." + r.Attribute
+			}
+			values[key] = "value-of-" + key
+		}
+		for _, id := range slices.Sorted(maps.Keys(tpl.Resources)) {
+			if !exists[id] {
+				continue
+			}
+			r := tpl.Resources[id]
+			if _, _, err := tpl.Evaluate(r.Properties, values); err != nil {
+				t.Errorf("%s: resource %s: %v", name, id, err)
+			}
+			for _, d := range r.DependsOn {
+				if !exists[d] {
+					t.Errorf("%s: resource %s depends on %s, which is not created", name, id, d)
+				}
+			}
+		}
+		for _, id := range slices.Sorted(maps.Keys(tpl.Outputs)) {
+			o := tpl.Outputs[id]
+			if o.Condition != "" {
+				on, err := tpl.Condition(o.Condition, values)
+				if err != nil {
+					t.Fatalf("Condition(%s): %v", o.Condition, err)
+				}
+				if !on {
+					continue
+				}
+			}
+			if _, _, err := tpl.Evaluate(o.Value, values); err != nil {
+				t.Errorf("%s: output %s: %v", name, id, err)
+			}
+		}
 	}
 }
 

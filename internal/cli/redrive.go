@@ -97,6 +97,11 @@ func redriveCmd(ctx context.Context, args []string, stdio IO) int {
 	// stays anyway. Without a queue, Handle returns them as errors and the
 	// redrive leaves the message where it is, with the reason.
 	h.DeadLetters = nil
+	// Metrics go to stderr with the logs: stdout holds the report.
+	if h.Metrics, err = app.NewMetrics(stdio.Stderr, cfg); err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger redrive: %v\n", err)
+		return ExitFailure
+	}
 
 	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
 	if err != nil {

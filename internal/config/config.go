@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -30,6 +31,7 @@ const (
 	EnvMaxBackoff         = "MAX_BACKOFF"
 	EnvNotFoundAttempts   = "NOT_FOUND_ATTEMPTS"
 	EnvDeadLetterReserve  = "DEAD_LETTER_RESERVE"
+	EnvTagRateLimit       = "TAG_RATE_LIMIT"
 	EnvLogLevel           = "LOG_LEVEL"
 	EnvMemberRoleName     = "MEMBER_ROLE_NAME"
 	EnvMemberRolePath     = "MEMBER_ROLE_PATH"
@@ -66,6 +68,7 @@ var Settings = []Setting{
 	{EnvMaxBackoff, "2s", "Longest wait between attempts (exponential backoff with jitter), a Go duration."},
 	{EnvNotFoundAttempts, "3", "Most attempts when KMS does not find a key it just created (eventual consistency)."},
 	{EnvDeadLetterReserve, "3s", "Time kept before the invocation deadline to write a dead letter; retries stop that much earlier. A Go duration."},
+	{EnvTagRateLimit, "0", "Most TagResource requests per second, retries included, that one instance of the function sends to one account and Region; 0 means no limit. Lambda runs up to the reserved concurrency of instances at once, so set it to the share of the account's KMS TagResource request quota the tagger may use divided by the reserved concurrency (1 for 10 per second with 10 instances). A call waits for its turn within the invocation deadline."},
 	{EnvLogLevel, "INFO", "DEBUG, INFO, WARN or ERROR. Falls back to AWS_LAMBDA_LOG_LEVEL."},
 	{EnvMemberRoleName, "", "Name of the role the tagger assumes in another account to tag that account's keys (see docs/MULTIACCOUNT.md). Empty turns cross-account tagging off: keys of other accounts are dead-lettered."},
 	{EnvMemberRolePath, "/", "Path of that role, such as /governance/."},
@@ -84,7 +87,10 @@ type Config struct {
 	StaticTags         []tagger.Tag
 	Retry              tagger.RetryOptions
 	DeadLetterReserve  time.Duration
-	LogLevel           slog.Level
+	// TagRateLimit is the most TagResource requests per second of one
+	// instance in one account and Region; 0 means no limit.
+	TagRateLimit float64
+	LogLevel     slog.Level
 	// MemberRoleName is the role assumed in other accounts; empty means
 	// cross-account tagging is off.
 	MemberRoleName string
@@ -177,6 +183,13 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		NotFoundAttempts: positive(EnvNotFoundAttempts),
 	}
 	c.DeadLetterReserve = duration(EnvDeadLetterReserve)
+	if v := get(EnvTagRateLimit); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number of requests per second of 0 (no limit) or more, such as 1 or 2.5", EnvTagRateLimit, v))
+		}
+		c.TagRateLimit = r
+	}
 	level := getenv(EnvLogLevel)
 	if strings.TrimSpace(level) == "" {
 		level = getenv("AWS_LAMBDA_LOG_LEVEL")

@@ -248,7 +248,9 @@ func (r *run) loop(ctx context.Context) error {
 			}
 			if ctx.Err() != nil {
 				for _, rest := range fresh[i:] {
-					r.report.Rows = append(r.report.Rows, r.interrupted(rest))
+					row := r.interrupted(rest)
+					r.logRow(ctx, row)
+					r.report.Rows = append(r.report.Rows, row)
 				}
 				return fmt.Errorf("redrive interrupted: %w", ctx.Err())
 			}
@@ -263,7 +265,7 @@ func (r *run) takeNew(msgs []sqstypes.Message) []sqstypes.Message {
 	var fresh []sqstypes.Message
 	for _, m := range msgs {
 		id, handle := aws.ToString(m.MessageId), aws.ToString(m.ReceiptHandle)
-		if false && r.seen[id] {
+		if r.seen[id] {
 			// Received again (its visibility ran out, or SQS delivered it
 			// twice): SQS honours only the newest receipt handle.
 			if _, ok := r.held[id]; ok {
@@ -290,11 +292,16 @@ func (r *run) process(ctx context.Context, m sqstypes.Message) Row {
 	default:
 		r.redrive(ctx, m, letter.Event, &row)
 	}
+	r.logRow(ctx, row)
+	return row
+}
+
+// logRow writes one line about a message's outcome.
+func (r *run) logRow(ctx context.Context, row Row) {
 	r.log.LogAttrs(ctx, slog.LevelInfo, "redrive "+string(row.Outcome),
 		slog.String("message_id", row.MessageID), slog.String("shape", string(row.Shape)),
 		slog.String("event_id", row.EventID), slog.String("key_arn", row.KeyARN),
 		slog.String("error_code", row.ErrorCode), slog.String("reason", row.Reason), slog.Bool("deleted", row.Deleted))
-	return row
 }
 
 // describe fills what the message itself says; Outcome is set only when the

@@ -146,12 +146,11 @@ func decodeHandlerRecord(body []byte) Letter {
 			tagger.DeadLetterKind, d.Version, tagger.DeadLetterVersion))
 	}
 	l := Letter{
-		Shape:     ShapeHandlerRecord,
-		EventID:   d.EventID,
-		EventName: d.EventName,
-		KeyARN:    d.KeyARN,
-		OriginalError: joinNonEmpty(": ", d.Error.Code,
-			strings.TrimPrefix(d.Error.Message, d.Error.Code+": ")),
+		Shape:         ShapeHandlerRecord,
+		EventID:       d.EventID,
+		EventName:     d.EventName,
+		KeyARN:        d.KeyARN,
+		OriginalError: joinNonEmpty(": ", d.Error.Code, apiMessage(d.Error.Code, d.Error.Message)),
 	}
 	switch {
 	case len(d.Event) > 0 && !isJSONNull(d.Event):
@@ -164,6 +163,19 @@ func decodeHandlerRecord(body []byte) Letter {
 		l.ProblemCode = tagger.CodeMalformedEvent
 	}
 	return l
+}
+
+// apiMessage returns the part of an error message after its last
+// "CODE: ", which for an AWS API error is the service's own message (the
+// SDK writes "...api error CODE: message"); the whole message otherwise.
+func apiMessage(code, msg string) string {
+	if code == "" {
+		return msg
+	}
+	if i := strings.LastIndex(msg, code+": "); i >= 0 && i+len(code)+2 < len(msg) {
+		return msg[i+len(code)+2:]
+	}
+	return msg
 }
 
 func decodeLambdaDestination(body []byte) Letter {

@@ -25,7 +25,7 @@ func TestRedriveDecode(t *testing.T) {
 		wantKey   string
 	}{
 		{"handler record", `{"version":1,"kind":"kms-autotagger.dead-letter","eventId":"e1","eventName":"CreateKey","keyArn":"arn:aws:kms:us-east-1:111122223333:key/k","error":{"code":"KMSInvalidStateException","message":"tagging key: KMSInvalidStateException: is pending deletion.","class":"permanent"},"attempts":1,"event":` + ebEvent + `}`,
-			nil, redrive.ShapeHandlerRecord, true, "KMSInvalidStateException: tagging key", "", "arn:aws:kms:us-east-1:111122223333:key/k"},
+			nil, redrive.ShapeHandlerRecord, true, "KMSInvalidStateException: is pending deletion.", "", "arn:aws:kms:us-east-1:111122223333:key/k"},
 		{"handler record of a text event", `{"version":1,"kind":"kms-autotagger.dead-letter","error":{"code":"MalformedEvent","message":"not JSON","class":"permanent"},"attempts":0,"eventText":"{\"version\":"}`,
 			nil, redrive.ShapeHandlerRecord, false, "MalformedEvent: not JSON", "not JSON", ""},
 		{"handler record without an event", `{"version":1,"kind":"kms-autotagger.dead-letter","error":{"code":"X","message":"y","class":"permanent"},"attempts":0}`,

@@ -32,7 +32,8 @@ type RetryOptions struct {
 //     which the standard retryer does not do by default;
 //   - LimitExceededException is not retried: for TagResource it means the
 //     key has too many tags, which no retry fixes;
-//   - NotFoundException is retried up to NotFoundAttempts attempts.
+//   - NotFoundException is retried up to NotFoundAttempts attempts;
+//   - a *RateLimitError (see WithRateLimit) is not retried.
 //
 // The client-side retry quota is off: a Lambda instance handles one event
 // at a time, and the invocation deadline bounds the retries instead.
@@ -52,6 +53,10 @@ func NewRetryer(o RetryOptions) aws.Retryer {
 
 // kmsRetryable decides the KMS error codes the standard list gets wrong.
 func kmsRetryable(err error) aws.Ternary {
+	var limitErr *RateLimitError
+	if errors.As(err, &limitErr) {
+		return aws.FalseTernary
+	}
 	var apiErr smithy.APIError
 	if !errors.As(err, &apiErr) {
 		return aws.UnknownTernary

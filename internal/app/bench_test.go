@@ -1,0 +1,144 @@
+package app_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/app"
+	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+)
+
+// BenchmarkHandlerOverhead measures what the handler adds to the one KMS
+// call it makes. Against local-kms (one region, behind the region router),
+// each iteration runs, in alternating order, the full handler built by
+// app.NewHandler from the environment on one CreateKey event, and a bare
+// SDK TagResource call with the same tags on the same key through the same
+// endpoint, made by a client from the same default configuration. It
+// reports the 50th and 90th percentile of each one's latency and their
+// differences, and the allocations of each per event (from
+// testing.AllocsPerRun; both include those of the in-process router, so
+// the difference is the handler's own). The handler logs JSON at INFO and
+// writes its metrics line, both to io.Discard.
+func BenchmarkHandlerOverhead(b *testing.B) {
+	ctx := context.Background()
+	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1"}})
+	if err != nil {
+		b.Fatalf("starting local-kms: %v", err)
+	}
+	b.Cleanup(func() { _ = k.Close() })
+	for name, v := range map[string]string{
+		"AWS_ENDPOINT_URL_KMS":        k.URL(),
+		"AWS_REGION":                  "us-east-1",
+		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
+		"AWS_SECRET_ACCESS_KEY":       "secret",
+		"AWS_CONFIG_FILE":             os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
+		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
+	} {
+		b.Setenv(name, v)
+	}
+	cfg, err := config.FromEnv(os.Getenv)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h, err := app.NewHandler(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	if err != nil {
+		b.Fatal(err)
+	}
+	if h.Metrics, err = app.NewMetrics(io.Discard, cfg); err != nil {
+		b.Fatal(err)
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	bare := kms.NewFromConfig(awsCfg)
+
+	out, err := k.Client("us-east-1").CreateKey(ctx, &kms.CreateKeyInput{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	key := aws.ToString(out.KeyMetadata.Arn)
+	event := createKeyEvent("be7c0000-0000-4000-8000-000000000001", key, nil)
+
+	runHandler := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // as Lambda gives it
+		defer cancel()
+		res, err := h.Handle(ctx, event)
+		if err != nil || res.Outcome != tagger.OutcomeTagged {
+			b.Fatalf("handler: got %s, %v; want tagged", res.Outcome, err)
+		}
+	}
+	// The bare call writes exactly the tags the handler writes.
+	res, err := h.Handle(ctx, event)
+	if err != nil || res.Outcome != tagger.OutcomeTagged {
+		b.Fatalf("handler: got %s, %v; want tagged", res.Outcome, err)
+	}
+	tags := make([]kmstypes.Tag, len(res.Tags))
+	for i, t := range res.Tags {
+		tags[i] = kmstypes.Tag{TagKey: aws.String(t.Key), TagValue: aws.String(t.Value)}
+	}
+	runBare := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if _, err := bare.TagResource(ctx, &kms.TagResourceInput{KeyId: aws.String(key), Tags: tags}); err != nil {
+			b.Fatalf("bare TagResource: %v", err)
+		}
+	}
+	timed := func(f func()) time.Duration {
+		start := time.Now()
+		f()
+		return time.Since(start)
+	}
+
+	var bareTimes, handlerTimes []time.Duration
+	for i := 0; b.Loop(); i++ {
+		if i%2 == 0 {
+			bareTimes = append(bareTimes, timed(runBare))
+			handlerTimes = append(handlerTimes, timed(runHandler))
+		} else {
+			handlerTimes = append(handlerTimes, timed(runHandler))
+			bareTimes = append(bareTimes, timed(runBare))
+		}
+	}
+	b.StopTimer()
+	pb50, pb90 := percentile(bareTimes, 50), percentile(bareTimes, 90)
+	ph50, ph90 := percentile(handlerTimes, 50), percentile(handlerTimes, 90)
+	b.ReportMetric(µs(pb50), "p50-bare-µs")
+	b.ReportMetric(µs(pb90), "p90-bare-µs")
+	b.ReportMetric(µs(ph50), "p50-handler-µs")
+	b.ReportMetric(µs(ph90), "p90-handler-µs")
+	b.ReportMetric(µs(ph50-pb50), "overhead-p50-µs")
+	b.ReportMetric(µs(ph90-pb90), "overhead-p90-µs")
+
+	allocsBare := testing.AllocsPerRun(100, runBare)
+	allocsHandler := testing.AllocsPerRun(100, runHandler)
+	b.ReportMetric(allocsBare, "allocs-bare/call")
+	b.ReportMetric(allocsHandler, "allocs-handler/event")
+	b.ReportMetric(allocsHandler-allocsBare, "allocs-overhead/event")
+}
+
+// percentile returns the p-th percentile (nearest rank) of d.
+func percentile(d []time.Duration, p int) time.Duration {
+	if len(d) == 0 {
+		return 0
+	}
+	s := slices.Clone(d)
+	slices.Sort(s)
+	i := (len(s)*p+99)/100 - 1
+	return s[max(i, 0)]
+}
+
+func µs(d time.Duration) float64 { return float64(d) / float64(time.Microsecond) }

@@ -1,0 +1,64 @@
+package tagger
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/smithy-go/middleware"
+	"golang.org/x/time/rate"
+)
+
+// WithRateLimit returns a KMS client option that keeps the client's
+// requests, every retry included, to at most perSecond per second: each
+// attempt waits for a token of a golang.org/x/time/rate bucket that holds a
+// single token (no burst above the rate). Every client the option is applied
+// to gets a bucket of its own, which matches KMS's request quotas: they are
+// per account and Region, and the tagger keeps one client per account and
+// Region.
+//
+// An attempt that cannot get its token before its context ends fails with
+// a *RateLimitError that wraps context.DeadlineExceeded: the retryer of
+// NewRetryer does not retry it (no later attempt would fare better), and
+// Classify calls it a transient failure, so Lambda retries the event.
+//
+// perSecond <= 0 returns an option that changes nothing.
+func WithRateLimit(perSecond float64) func(*kms.Options) {
+	if perSecond <= 0 {
+		return func(*kms.Options) {}
+	}
+	return func(o *kms.Options) {
+		lim := rate.NewLimiter(rate.Limit(perSecond), 1)
+		mw := middleware.FinalizeMiddlewareFunc("TagRateLimit",
+			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				if err := lim.Wait(ctx); err != nil {
+					if ctx.Err() == nil { // the wait would outlast the deadline
+						err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+					}
+					return middleware.FinalizeOutput{}, middleware.Metadata{}, &RateLimitError{PerSecond: perSecond, Err: err}
+				}
+				return next.HandleFinalize(ctx, in)
+			})
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
+			// Right after the retry middleware: once per attempt.
+			return s.Finalize.Insert(mw, "Retry", middleware.After)
+		})
+	}
+}
+
+// RateLimitError is the error of an attempt that could not get its turn
+// under WithRateLimit before its context ended.
+type RateLimitError struct {
+	// PerSecond is the limit.
+	PerSecond float64
+	// Err is the context's error, or one that wraps
+	// context.DeadlineExceeded when the turn would come after the deadline.
+	Err error
+}
+
+func (e *RateLimitError) Error() string {
+	return fmt.Sprintf("waiting for the KMS rate limit of %g per second: %v", e.PerSecond, e.Err)
+}
+
+// Unwrap returns Err.
+func (e *RateLimitError) Unwrap() error { return e.Err }
