@@ -59,9 +59,23 @@ lint:
 fmt:
 	gofmt -w $$(git ls-files '*.go')
 
-## bench: the benchmarks (see docs/PERFORMANCE.md)
+## bench: what docs/PERFORMANCE.md records (handler overhead, cold start, memory, size, backfill rate, decoder, metrics), summarised in bench/results.txt
 bench: tools
-	$(GO) test -run '^$$' -bench . -benchmem -count 5 ./... | tee $(CURDIR)/bench/latest.txt
+	@{ echo "make bench, $$(date -u '+%Y-%m-%d %H:%M:%S UTC')"; \
+	  echo "machine: $$(nproc) CPUs, $$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), memory $$(free -h | awk '/^Mem:/ {print $$2}'), $$($(GO) version)"; \
+	  echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; } | tee $(CURDIR)/bench/results.txt
+	@echo "== handler overhead: full handler vs bare TagResource against local-kms" | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench HandlerOverhead -benchtime 3s -count 3 ./internal/app/ | tee -a $(CURDIR)/bench/results.txt
+	@echo "== cold start under the Lambda RIE: bootstrap vs hello world (40 each)" | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench ColdStart -benchtime 40x ./bench/ | tee -a $(CURDIR)/bench/results.txt
+	@echo "== warm invocations under the Lambda RIE and peak memory (VmHWM) of the function process" | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench WarmInvocation -benchtime 200x ./bench/ | tee -a $(CURDIR)/bench/results.txt
+	@echo "== backfill rate vs its TagResource limit" | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench Backfill -count 3 ./internal/backfill/ | tee -a $(CURDIR)/bench/results.txt
+	@echo "== event decoder and metrics line" | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench . -benchmem -count 3 ./internal/events/ ./internal/metrics/ | tee -a $(CURDIR)/bench/results.txt
+	@echo "== size of the linux/arm64 bootstrap and its zip" | tee -a $(CURDIR)/bench/results.txt
+	bash bench/size.sh | tee -a $(CURDIR)/bench/results.txt
 
 ## fuzz: fuzz the event decoder (FUZZTIME=10m for a long run)
 FUZZTIME ?= 60s
@@ -151,3 +165,8 @@ deploy-member-stackset:
 	run aws cloudformation create-stack-instances --region "$$home" --call-as "$(CALL_AS)" --stack-set-name "$(MEMBER_STACKSET)" \
 	  --deployment-targets OrganizationalUnitIds="$${ous// /,}" --regions $$regions \
 	  --operation-preferences RegionConcurrencyType=PARALLEL,MaxConcurrentPercentage=25,FailureTolerancePercentage=10
+
+## soak: the reliability tests at length: fault injection over FAULT_EVENTS events (1000; FAULT_SEED=N replays a run) and the burst, see docs/RELIABILITY.md
+.PHONY: soak
+soak: tools
+	FAULT_EVENTS=$(or $(FAULT_EVENTS),1000) FAULT_SEED=$(FAULT_SEED) $(GO) test -race -count=1 -timeout 30m -v -run 'TestFaultInjection|TestBurst' ./internal/app/

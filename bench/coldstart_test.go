@@ -159,4 +159,3 @@ func BenchmarkWarmInvocation(b *testing.B) {
 		})
 	}
 }
-

@@ -5,7 +5,7 @@
 //
 //   - BenchmarkColdStart: from the first invocation, which makes the
 //     emulator start the binary, to its response, for both binaries in
-//     turn, with the emulator's own Init Duration.
+//     turn, with the init duration the emulator logs.
 //   - BenchmarkWarmInvocation: warm invocations of the bootstrap tagging a
 //     key in local-kms, and of hello world, with the peak resident memory
 //     (VmHWM) of the function's process after them.

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"hash/fnv"
 	"io"
 	"log/slog"
 	"math/rand/v2"
@@ -60,15 +59,17 @@ var faultDeck = [faultKinds]int{
 }
 
 // injector is a fault-injecting InterceptFunc for TagResource. Which fault
-// a request gets depends only on the seed, the key and the attempt number
-// for that key, never on the order in which concurrent events arrive, so a
-// seed replays the same faults. First attempts draw from a deck shuffled
-// per hundred events, so each hundred events starts with exactly the
-// faultDeck mix; later attempts draw at random with the same odds.
+// a request gets depends only on the seed, the event (the index of its key)
+// and the attempt number for that key, never on the order in which
+// concurrent events arrive or on the key ids local-kms picks, so a seed
+// replays the same faults. First attempts draw from a deck shuffled per
+// hundred events, so each hundred events starts with exactly the faultDeck
+// mix; later attempts draw at random with the same odds.
 type injector struct {
 	seed     uint64
 	slowFor  time.Duration
-	first    map[string]fault // key ARN -> fault of its first attempt
+	index    map[string]int // key ARN -> index of its event
+	first    []fault        // index -> fault of its first attempt
 	mu       sync.Mutex
 	attempts map[string]int // key ARN -> TagResource requests seen
 	counts   [faultKinds]int
@@ -76,7 +77,10 @@ type injector struct {
 }
 
 func newInjector(seed uint64, keys []string, slowFor time.Duration) *injector {
-	in := &injector{seed: seed, slowFor: slowFor, first: make(map[string]fault, len(keys)), attempts: make(map[string]int)}
+	in := &injector{seed: seed, slowFor: slowFor, index: make(map[string]int, len(keys)), first: make([]fault, len(keys)), attempts: make(map[string]int)}
+	for i, k := range keys {
+		in.index[k] = i
+	}
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	for block := 0; block < len(keys); block += 100 {
 		deck := make([]fault, 0, 100)
@@ -90,22 +94,23 @@ func newInjector(seed uint64, keys []string, slowFor time.Duration) *injector {
 		}
 		rng.Shuffle(len(deck), func(i, j int) { deck[i], deck[j] = deck[j], deck[i] })
 		for i := block; i < min(block+100, len(keys)); i++ {
-			in.first[keys[i]] = deck[i-block]
+			in.first[i] = deck[i-block]
 		}
 	}
 	return in
 }
 
-// draw returns the fault of attempt n (1-based) on key.
+// draw returns the fault of attempt n (1-based) on key; a key of no event
+// is never faulted.
 func (in *injector) draw(key string, n int) fault {
-	if n == 1 {
-		if f, ok := in.first[key]; ok {
-			return f
-		}
+	i, ok := in.index[key]
+	if !ok {
+		return faultNone
 	}
-	h := fnv.New64a()
-	_, _ = io.WriteString(h, key)
-	v := rand.New(rand.NewPCG(in.seed, h.Sum64()+uint64(n))).IntN(100)
+	if n == 1 {
+		return in.first[i]
+	}
+	v := rand.New(rand.NewPCG(in.seed, uint64(i)<<32|uint64(n))).IntN(100)
 	for f, share := range faultDeck {
 		if v < share {
 			return fault(f)

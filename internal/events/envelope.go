@@ -98,9 +98,11 @@ func Decode(raw []byte) (Decoded, error) {
 		return ignore, nil
 	}
 
-	var head recordHead
-	if err := unmarshalObject("detail of EventBridge event "+env.ID, env.Detail, &head); err != nil {
-		return ignore.unknown(), err
+	rec, head := decodeRecordOnce(env.Detail)
+	if rec == nil {
+		if err := unmarshalObject("detail of EventBridge event "+env.ID, env.Detail, &head); err != nil {
+			return ignore.unknown(), err
+		}
 	}
 	if head.EventID != "" {
 		ignore.EventID = head.EventID
@@ -124,7 +126,7 @@ func Decode(raw []byte) (Decoded, error) {
 		return ignore, nil
 	}
 
-	d, err := decodeWith(match, head, env.Detail)
+	d, err := decodeWith(match, head, env.Detail, rec)
 	if d.EventID == "" {
 		d.EventID = env.ID
 	}
@@ -135,9 +137,11 @@ func Decode(raw []byte) (Decoded, error) {
 // string that cloudtrail:LookupEvents returns. The parser is picked by the
 // record's eventSource and eventName; results and errors are as for Decode.
 func DecodeRecord(detail []byte) (Decoded, error) {
-	var head recordHead
-	if err := unmarshalObject("CloudTrail record", detail, &head); err != nil {
-		return Decoded{}, err
+	rec, head := decodeRecordOnce(detail)
+	if rec == nil {
+		if err := unmarshalObject("CloudTrail record", detail, &head); err != nil {
+			return Decoded{}, err
+		}
 	}
 	ignore := Decoded{Kind: KindIgnore, EventID: head.EventID, EventName: head.EventName}
 
@@ -149,7 +153,7 @@ func DecodeRecord(detail []byte) (Decoded, error) {
 		}
 		knownSource = true
 		if p.eventName == head.EventName {
-			return decodeWith(p, head, detail)
+			return decodeWith(p, head, detail, rec)
 		}
 	}
 	if !knownSource {
@@ -160,13 +164,33 @@ func DecodeRecord(detail []byte) (Decoded, error) {
 	return ignore, nil
 }
 
-// decodeWith reads the whole record and runs p on it.
-func decodeWith(p *parser, head recordHead, detail []byte) (Decoded, error) {
-	var rec Record
-	if err := unmarshalObject(p.eventName+" record "+head.EventID, detail, &rec); err != nil {
+// decodeWith runs p on the whole record: rec when the first pass read it
+// already, else detail, read now.
+func decodeWith(p *parser, head recordHead, detail []byte, rec *Record) (Decoded, error) {
+	if rec != nil {
+		return p.parse(rec)
+	}
+	rec = new(Record)
+	if err := unmarshalObject(p.eventName+" record "+head.EventID, detail, rec); err != nil {
 		return Decoded{EventID: head.EventID, EventName: head.EventName}, err
 	}
-	return p.parse(&rec)
+	return p.parse(rec)
+}
+
+// decodeRecordOnce is the first pass over a CloudTrail record when it is a
+// well-formed Record, as nearly every record is: it reads the whole record
+// in one pass and returns it with its head. Otherwise it returns nil, and
+// the caller reads the head alone and goes on as before, with the same
+// results and errors: the head's fields are the Record's fields of the same
+// names, decoded by the same rules, so a record that decodes whole has the
+// head a separate pass would read, and decodeWith would read the same
+// Record again. This saves a pass over every record the tagger handles.
+func decodeRecordOnce(detail []byte) (*Record, recordHead) {
+	rec := new(Record)
+	if unmarshalObject("CloudTrail record", detail, rec) != nil {
+		return nil, recordHead{}
+	}
+	return rec, recordHead{EventSource: rec.EventSource, EventName: rec.EventName, EventID: rec.EventID}
 }
 
 // unknown drops the Kind and Reason of d, for returning alongside an error.

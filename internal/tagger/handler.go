@@ -150,7 +150,8 @@ func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, ke
 		return h.deadLetter(ctx, raw, res, Permanent, CodeTagBudgetExceeded, err)
 	}
 
-	attempts, err := h.tag(ctx, h.eventLogger(res), key, plan.Tags)
+	// The event's logger is made only if an attempt fails.
+	attempts, err := h.tag(ctx, func() *slog.Logger { return h.eventLogger(res) }, key, plan.Tags)
 	res.Attempts = attempts
 	if err == nil {
 		res.Outcome = OutcomeTagged
@@ -165,7 +166,7 @@ func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, ke
 
 // tag calls TagResource in the key's region, within the invocation deadline
 // less the dead-letter reserve, and counts the attempts the retryer made.
-func (h *Handler) tag(ctx context.Context, log *slog.Logger, key *events.KeyEvent, tags []Tag) (int, error) {
+func (h *Handler) tag(ctx context.Context, log func() *slog.Logger, key *events.KeyEvent, tags []Tag) (int, error) {
 	client, err := h.KMS.KMSClient(ctx, key.Account, key.Region)
 	if err != nil {
 		return 0, fmt.Errorf("kms client for account %s region %s: %w", key.Account, key.Region, err)
@@ -206,8 +207,8 @@ func (h *Handler) tagContext(ctx context.Context) (context.Context, context.Canc
 }
 
 // observeAttempts counts every attempt of one call, retries included, and
-// logs the failed ones.
-func observeAttempts(log *slog.Logger, n *int) func(*kms.Options) {
+// logs the failed ones with the logger log returns.
+func observeAttempts(log func() *slog.Logger, n *int) func(*kms.Options) {
 	return func(o *kms.Options) {
 		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error {
 			return s.Finalize.Insert(middleware.FinalizeMiddlewareFunc("CountAttempts",
@@ -220,7 +221,7 @@ func observeAttempts(log *slog.Logger, n *int) func(*kms.Options) {
 						if errors.As(err, &apiErr) {
 							code = apiErr.ErrorCode()
 						}
-						log.LogAttrs(ctx, slog.LevelWarn, "kms attempt failed",
+						log().LogAttrs(ctx, slog.LevelWarn, "kms attempt failed",
 							slog.Int("attempt", *n), slog.String("error_code", code), slog.String("error", err.Error()))
 					}
 					return out, md, err
@@ -280,7 +281,12 @@ func reason(code string, err error) string {
 
 func (h *Handler) logResult(ctx context.Context, res Result, err error) {
 	level := slog.LevelInfo
-	attrs := []slog.Attr{slog.String("outcome", string(res.Outcome))}
+	// The event's attributes first, as eventLogger would put them, without
+	// making a logger for one line.
+	attrs := make([]slog.Attr, 0, 12)
+	ev := eventAttrs(res)
+	attrs = append(attrs, ev[:]...)
+	attrs = append(attrs, slog.String("outcome", string(res.Outcome)))
 	if res.Reason != "" {
 		attrs = append(attrs, slog.String("reason", res.Reason))
 	}
@@ -307,17 +313,28 @@ func (h *Handler) logResult(ctx context.Context, res Result, err error) {
 	if err != nil {
 		attrs = append(attrs, slog.String("error", err.Error()))
 	}
-	h.eventLogger(res).LogAttrs(ctx, level, "event "+string(res.Outcome), attrs...)
+	h.logger().LogAttrs(ctx, level, "event "+string(res.Outcome), attrs...)
 }
 
 // eventLogger returns the logger for one event: every line names the
 // event id, event name and key ARN.
 func (h *Handler) eventLogger(res Result) *slog.Logger {
-	l := h.Logger
-	if l == nil {
-		l = slog.Default()
+	a := eventAttrs(res)
+	return h.logger().With(a[0], a[1], a[2])
+}
+
+// eventAttrs are the attributes that name an event on every line logged
+// for it.
+func eventAttrs(res Result) [3]slog.Attr {
+	return [3]slog.Attr{slog.String("event_id", res.EventID), slog.String("event_name", res.EventName), slog.String("key_arn", res.KeyARN)}
+}
+
+// logger returns Logger, or slog.Default() when it is nil.
+func (h *Handler) logger() *slog.Logger {
+	if h.Logger != nil {
+		return h.Logger
 	}
-	return l.With(slog.String("event_id", res.EventID), slog.String("event_name", res.EventName), slog.String("key_arn", res.KeyARN))
+	return slog.Default()
 }
 
 func (h *Handler) now() time.Time {
