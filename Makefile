@@ -11,8 +11,10 @@ BIN         := $(CURDIR)/bin
 export AUTOTAGGER_TOOLS_BIN := $(TOOLS_BIN)
 
 # The flags Lambda builds use; the demo and the end-to-end tests build the
-# same binary for this machine.
-BUILD_FLAGS := -trimpath -tags lambda.norpc -ldflags="-s -w"
+# same binary for this machine. lambdaonly leaves the CLI out of the Lambda
+# artifact (smaller, faster to start); bin/autotagger is the full binary.
+LAMBDA_TAGS := lambda.norpc,lambdaonly
+BUILD_FLAGS := -trimpath -tags $(LAMBDA_TAGS) -ldflags="-s -w"
 GO_SOURCES  := $(shell find . -name '*.go' -not -path './.tools/*' -not -path './node_modules/*') go.mod go.sum
 
 EVENT ?= events/createkey_iamuser.json
@@ -22,12 +24,14 @@ STACK ?= kms-autotagger
 
 all: build
 
-## build: the bootstrap (Lambda) and autotagger (CLI) binaries for this machine, in bin/
-build: $(BIN)/bootstrap
+## build: bin/bootstrap (the Lambda artifact, for this machine) and bin/autotagger (the CLI)
+build: $(BIN)/bootstrap $(BIN)/autotagger
 
 $(BIN)/bootstrap: $(GO_SOURCES)
 	CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o $@ ./cmd/autotagger
-	ln -sf bootstrap $(BIN)/autotagger
+
+$(BIN)/autotagger: $(GO_SOURCES)
+	CGO_ENABLED=0 $(GO) build -trimpath -tags lambda.norpc -ldflags="-s -w" -o $@ ./cmd/autotagger
 
 ## build-AutoTaggerFunction: what `sam build` runs (BuildMethod: makefile): linux/arm64 bootstrap into $(ARTIFACTS_DIR)
 build-AutoTaggerFunction:

@@ -27,7 +27,7 @@ func buildFunction(tb testing.TB, pkg, name string) string {
 		tb.Fatal(err)
 	}
 	out := filepath.Join(tb.TempDir(), name)
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", out, pkg)
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc,lambdaonly", "-ldflags", "-s -w", "-o", out, pkg)
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

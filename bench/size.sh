@@ -21,7 +21,7 @@ MAX_ZIP=${MAX_ZIP:-4000000}
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
 
-GOOS=linux GOARCH=arm64 CGO_ENABLED=0 "$GO" build -trimpath -tags lambda.norpc -ldflags="-s -w" \
+GOOS=linux GOARCH=arm64 CGO_ENABLED=0 "$GO" build -trimpath -tags lambda.norpc,lambdaonly -ldflags="-s -w" \
   -o "$out/bootstrap" ./cmd/autotagger
 
 # The deployment package: bootstrap at the root of the zip, deflated at the

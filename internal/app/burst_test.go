@@ -78,7 +78,7 @@ func TestBurst(t *testing.T) {
 		rateLimit string
 		allTagged bool
 	}{
-		{"standard retries only", "", false},
+		{"standard retries only", "0", false},
 		{"TAG_RATE_LIMIT=1", "1", true},
 	}
 	for _, tt := range tests {

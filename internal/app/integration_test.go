@@ -66,6 +66,9 @@ func startStack(t *testing.T, extraEnv map[string]string) *stack {
 		"MAX_BACKOFF":                 "20ms",
 		"DEAD_LETTER_RESERVE":         "1s",
 		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
+		// One handler here makes many calls in a row; the per-instance
+		// limit (default 1 per second) is proven by the burst test.
+		"TAG_RATE_LIMIT": "0",
 	}
 	for k, v := range extraEnv {
 		env[k] = v

@@ -83,7 +83,7 @@ func TestRedriveCommand(t *testing.T) {
 	for name, v := range map[string]string{
 		"AWS_ENDPOINT_URL_KMS": k.URL(), "AWS_ENDPOINT_URL_SQS": q.URL(), "AWS_REGION": "us-east-1",
 		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_CONFIG_FILE": os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "DEAD_LETTER_QUEUE_URL": queueURL, "MAX_BACKOFF": "10ms",
+		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "DEAD_LETTER_QUEUE_URL": queueURL, "MAX_BACKOFF": "10ms", "TAG_RATE_LIMIT": "0",
 	} {
 		t.Setenv(name, v)
 	}

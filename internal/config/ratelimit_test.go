@@ -13,7 +13,7 @@ func TestTagRateLimit(t *testing.T) {
 		want    float64
 		wantErr bool
 	}{
-		{"", 0, false},
+		{"", 1, false}, // the default: 10 per second across the template's 10 reserved instances
 		{"0", 0, false},
 		{"1", 1, false},
 		{" 2.5 ", 2.5, false},
@@ -45,8 +45,10 @@ func TestTagRateLimit(t *testing.T) {
 func TestTagRateLimitSetting(t *testing.T) {
 	for _, s := range config.Settings {
 		if s.Env == config.EnvTagRateLimit {
-			if s.Default != "0" {
-				t.Errorf("default: got %q, want \"0\" (no limit)", s.Default)
+			// 1 per instance: 10 per second, the default TagResource quota,
+			// across template.yaml's default ReservedConcurrency of 10.
+			if s.Default != "1" {
+				t.Errorf("default: got %q, want \"1\"", s.Default)
 			}
 			return
 		}

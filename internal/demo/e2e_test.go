@@ -25,7 +25,7 @@ func buildBootstrap(t *testing.T) string {
 		t.Fatal(err)
 	}
 	out := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", out, "./cmd/autotagger")
+	cmd := exec.Command("go", "build", "-trimpath", "-tags", "lambda.norpc,lambdaonly", "-ldflags", "-s -w", "-o", out, "./cmd/autotagger")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {

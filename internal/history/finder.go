@@ -8,6 +8,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -58,7 +60,10 @@ func NewFinder(cfg aws.Config, kmsOpts ...func(*kms.Options)) *Finder {
 			if c, ok := trails[region]; ok {
 				return c
 			}
-			c := cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) { o.Region = region })
+			c := cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
+				o.Region = region
+				o.Retryer = lookupRetryer()
+			})
 			trails[region] = c
 			return c
 		},
@@ -76,6 +81,21 @@ func NewFinder(cfg aws.Config, kmsOpts ...func(*kms.Options)) *Finder {
 }
 
 var _ tagger.CreationFinder = (*Finder)(nil)
+
+// LookupAttempts is how often a LookupEvents call is tried: its quota is two
+// requests per second per account and region, so throttling is expected
+// when repairs come in bursts; the invocation deadline bounds the retries.
+const LookupAttempts = 8
+
+// lookupRetryer is the standard retryer with LookupAttempts attempts and no
+// client-side retry quota, like the KMS clients'.
+func lookupRetryer() aws.Retryer {
+	return retry.NewStandard(func(o *retry.StandardOptions) {
+		o.MaxAttempts = LookupAttempts
+		o.MaxBackoff = 2 * time.Second
+		o.RateLimiter = ratelimit.None
+	})
+}
 
 // FindCreation looks up the events on keyARN in its region and returns the
 // decoded CreateKey that created it. For a replica, whose CreateKey in its

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
@@ -62,7 +64,13 @@ func newEnv(t *testing.T) *env {
 		t.Fatal(err)
 	}
 	finder := &history.Finder{
-		Lookup:   func(region string) history.LookupAPI { return ct.Client(region) },
+		// As NewFinder's clients: enough attempts for the stand-in's real
+		// two-per-second quota.
+		Lookup: func(region string) history.LookupAPI {
+			return ct.Client(region, func(o *cloudtrail.Options) {
+				o.Retryer = retry.NewStandard(func(so *retry.StandardOptions) { so.MaxAttempts = history.LookupAttempts })
+			})
+		},
 		Describe: func(region string) history.DescribeAPI { return k.Client(region) },
 	}
 	h := &tagger.Handler{

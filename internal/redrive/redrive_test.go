@@ -75,6 +75,7 @@ func startStack(t *testing.T) *stack {
 		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
 		"DEAD_LETTER_QUEUE_URL":       queueURL,
 		"MAX_BACKOFF":                 "20ms",
+		"TAG_RATE_LIMIT":              "0",
 		"DEAD_LETTER_RESERVE":         "1s",
 		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
 	} {
