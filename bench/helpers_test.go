@@ -11,11 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 )
 
 // buildFunction builds the command pkg (such as ./cmd/autotagger) for this
@@ -109,14 +109,7 @@ func kib(tb testing.TB, status map[string]string, field string) float64 {
 // "INIT REPORT(durationMs: ...)" line is, from starting the binary until it
 // asks for its first event).
 type reportLines struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (r *reportLines) Write(p []byte) (int, error) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.Write(p)
+	localawstest.SyncBuffer
 }
 
 var initDurationPattern = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
@@ -124,11 +117,10 @@ var initDurationPattern = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)
 // initDuration returns the duration of the one INIT REPORT line.
 func (r *reportLines) initDuration(tb testing.TB) time.Duration {
 	tb.Helper()
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	m := initDurationPattern.FindAllStringSubmatch(r.buf.String(), -1)
+	out := r.String()
+	m := initDurationPattern.FindAllStringSubmatch(out, -1)
 	if len(m) != 1 {
-		tb.Fatalf("emulator output has %d INIT REPORT lines, want 1:\n%s", len(m), r.buf.String())
+		tb.Fatalf("emulator output has %d INIT REPORT lines, want 1:\n%s", len(m), out)
 	}
 	ms, _ := strconv.ParseFloat(m[0][1], 64)
 	return time.Duration(ms * float64(time.Millisecond))
@@ -145,9 +137,3 @@ func percentile(d []time.Duration, p int) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
-
-func (r *reportLines) String() string {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return r.buf.String()
-}

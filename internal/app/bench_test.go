@@ -16,7 +16,7 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
-	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -33,23 +33,10 @@ import (
 // writes its metrics line, both to io.Discard.
 func BenchmarkHandlerOverhead(b *testing.B) {
 	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1"}})
-	if err != nil {
-		b.Fatalf("starting local-kms: %v", err)
-	}
-	b.Cleanup(func() { _ = k.Close() })
-	for name, v := range map[string]string{
-		"AWS_ENDPOINT_URL_KMS":        k.URL(),
-		"AWS_REGION":                  "us-east-1",
-		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
-		"TAG_RATE_LIMIT":              "0", // measure the handler, not the limiter
-	} {
-		b.Setenv(name, v)
-	}
+	s := localawstest.Start(b, localawstest.Options{Regions: []string{"us-east-1"}, NoSQS: true, Env: map[string]string{
+		"STATIC_TAGS":    "ManagedBy=kms-autotagger",
+		"TAG_RATE_LIMIT": "0", // measure the handler, not the limiter
+	}})
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		b.Fatal(err)
@@ -67,11 +54,7 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 	}
 	bare := kms.NewFromConfig(awsCfg)
 
-	out, err := k.Client("us-east-1").CreateKey(ctx, &kms.CreateKeyInput{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	key := aws.ToString(out.KeyMetadata.Arn)
+	key := s.CreateKey(b, "us-east-1")
 	event := createKeyEvent("be7c0000-0000-4000-8000-000000000001", key, nil)
 
 	runHandler := func() {

@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"fmt"
 	"net/http"
 	"reflect"
@@ -13,6 +12,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -97,16 +97,15 @@ func runBurst(t *testing.T, rateLimit string, allTagged bool) {
 	s := startStack(t, map[string]string{"MAX_BACKOFF": "", "MAX_ATTEMPTS": "", "DEAD_LETTER_RESERVE": "", "TAG_RATE_LIMIT": rateLimit})
 	keys := make([]string, events)
 	for i := range keys {
-		keys[i] = s.createKey(t, "us-east-1")
+		keys[i] = s.CreateKey(t, "us-east-1")
 	}
 	q := newQuota(limit)
-	s.kms.Router().SetIntercept(q.intercept)
+	s.KMS.Router().SetIntercept(q.intercept)
 
-	var logs bytes.Buffer
-	logw := &syncWriter{w: &logs}
+	logs := &localawstest.SyncBuffer{}
 	handlers := make([]*tagger.Handler, instances)
 	for i := range handlers {
-		handlers[i] = newInstance(t, logw)
+		handlers[i] = newInstance(t, logs)
 	}
 	eventID := func(i int) string { return fmt.Sprintf("b0257000-0000-4000-8000-%012d", i) }
 	results := make([]invocation, events)
@@ -133,7 +132,7 @@ func runBurst(t *testing.T, rateLimit string, allTagged bool) {
 	for i, inv := range results {
 		attempts += inv.res.Attempts
 		most = max(most, inv.res.Attempts)
-		onKey := s.tags(t, "us-east-1", keys[i])
+		onKey := s.Tags(t, keys[i])
 		switch {
 		case inv.res.Outcome == tagger.OutcomeTagged && inv.err == nil:
 			tagged++

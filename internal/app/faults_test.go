@@ -1,7 +1,6 @@
 package app_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -271,14 +271,13 @@ func TestFaultInjection(t *testing.T) {
 	s := startStack(t, map[string]string{"MAX_BACKOFF": "50ms", "DEAD_LETTER_RESERVE": "1s"})
 	keys := make([]string, n)
 	for i := range keys {
-		keys[i] = s.createKey(t, "us-east-1")
+		keys[i] = s.CreateKey(t, "us-east-1")
 	}
 	in := newInjector(seed, keys, timeout+time.Second)
-	s.kms.Router().SetIntercept(in.intercept)
+	s.KMS.Router().SetIntercept(in.intercept)
 	t.Cleanup(in.slowWG.Wait)
 
-	var logs bytes.Buffer
-	logw := &syncWriter{w: &logs}
+	logs := &localawstest.SyncBuffer{}
 	eventID := func(i int) string { return fmt.Sprintf("fa0175e0-0000-4000-8000-%012d", i) }
 
 	// history[i] holds every invocation of event i.
@@ -287,7 +286,7 @@ func TestFaultInjection(t *testing.T) {
 	var wg sync.WaitGroup
 	start := time.Now()
 	for w := range instances {
-		h := newInstance(t, logw)
+		h := newInstance(t, logs)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -311,9 +310,9 @@ func TestFaultInjection(t *testing.T) {
 	elapsed := time.Since(start)
 
 	dls := map[string]int{}
-	msgs := s.deadLetters(t)
+	msgs := s.DeadLetters(t)
 	for _, m := range msgs {
-		dls[m.record.EventID]++
+		dls[m.Record.EventID]++
 	}
 
 	var first, final [4]int // tagged, dead-lettered, error, lost
@@ -342,7 +341,7 @@ func TestFaultInjection(t *testing.T) {
 			}
 		}
 		last := hist[len(hist)-1]
-		onKey := s.tags(t, "us-east-1", keys[i])
+		onKey := s.Tags(t, keys[i])
 		wantDL := 0
 		switch last.res.Outcome {
 		case tagger.OutcomeTagged:

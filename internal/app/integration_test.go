@@ -3,25 +3,23 @@ package app_test
 import (
 	"context"
 	"encoding/json"
-	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"reflect"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -29,136 +27,37 @@ import (
 // against local-kms in two regions behind the region router and the
 // local-aws-sqs stand-in.
 type stack struct {
-	kms      *localaws.KMS
-	sqs      *localaws.SQS
-	queueURL string
-	handler  *tagger.Handler
-	logs     *strings.Builder
+	*localawstest.Stack
+	handler *tagger.Handler
+	logs    *localawstest.SyncBuffer
 }
 
 func startStack(t *testing.T, extraEnv map[string]string) *stack {
 	t.Helper()
-	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1", "eu-west-1"}})
-	if err != nil {
-		t.Fatalf("starting local-kms: %v", err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{})
-	if err != nil {
-		t.Fatalf("starting SQS stand-in: %v", err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
-	queueURL, err := q.CreateQueue(ctx, "autotagger-dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-
 	env := map[string]string{
-		"AWS_ENDPOINT_URL_KMS":        k.URL(),
-		"AWS_ENDPOINT_URL_SQS":        q.URL(),
-		"AWS_REGION":                  "us-east-1",
-		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-		"DEAD_LETTER_QUEUE_URL":       queueURL,
-		"MAX_BACKOFF":                 "20ms",
-		"DEAD_LETTER_RESERVE":         "1s",
-		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
+		"MAX_BACKOFF":         "20ms",
+		"DEAD_LETTER_RESERVE": "1s",
+		"STATIC_TAGS":         "ManagedBy=kms-autotagger",
 		// One handler here makes many calls in a row; the per-instance
 		// limit (default 1 per second) is proven by the burst test.
 		"TAG_RATE_LIMIT": "0",
 	}
-	for k, v := range extraEnv {
-		env[k] = v
-	}
-	for k, v := range env {
-		t.Setenv(k, v)
-	}
+	maps.Copy(env, extraEnv)
+	st := localawstest.Start(t, localawstest.Options{Env: env})
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &strings.Builder{}
-	h, err := app.NewHandler(ctx, cfg, slog.New(slog.NewJSONHandler(&syncWriter{w: logs}, nil)))
+	logs := &localawstest.SyncBuffer{}
+	h, err := app.NewHandler(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &stack{kms: k, sqs: q, queueURL: queueURL, handler: h, logs: logs}
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	w  io.Writer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.w.Write(b)
+	return &stack{Stack: st, handler: h, logs: logs}
 }
 
 func lambdacontextWithRequestID(ctx context.Context, id string) context.Context {
 	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: id})
-}
-
-func (s *stack) createKey(t *testing.T, region string) string {
-	t.Helper()
-	out, err := s.kms.Client(region).CreateKey(context.Background(), &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey in %s: %v", region, err)
-	}
-	return aws.ToString(out.KeyMetadata.Arn)
-}
-
-func (s *stack) tags(t *testing.T, region, keyARN string) map[string]string {
-	t.Helper()
-	out, err := s.kms.Client(region).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		t.Fatalf("ListResourceTags %s: %v", keyARN, err)
-	}
-	m := make(map[string]string)
-	for _, tag := range out.Tags {
-		m[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-	}
-	return m
-}
-
-// deadLetters drains the queue.
-func (s *stack) deadLetters(t *testing.T) []sqsMessage {
-	t.Helper()
-	var msgs []sqsMessage
-	for {
-		out, err := s.sqs.Client().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl: aws.String(s.queueURL), MaxNumberOfMessages: 10, MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			t.Fatalf("ReceiveMessage: %v", err)
-		}
-		if len(out.Messages) == 0 {
-			return msgs
-		}
-		for _, m := range out.Messages {
-			var d tagger.DeadLetter
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &d); err != nil {
-				t.Fatalf("dead letter is not a record: %v: %s", err, aws.ToString(m.Body))
-			}
-			attrs := map[string]string{}
-			for k, v := range m.MessageAttributes {
-				attrs[k] = aws.ToString(v.StringValue)
-			}
-			msgs = append(msgs, sqsMessage{record: d, attrs: attrs})
-			if _, err := s.sqs.Client().DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(s.queueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-}
-
-type sqsMessage struct {
-	record tagger.DeadLetter
-	attrs  map[string]string
 }
 
 const (
@@ -169,7 +68,7 @@ const (
 // createKeyEvent is a CreateKey event as EventBridge delivers it, for the
 // key keyARN, created by userARN with the request tags given.
 func createKeyEvent(eventID, keyARN string, requestTags map[string]string) []byte {
-	region := strings.Split(keyARN, ":")[3]
+	region := localawstest.RegionOf(keyARN)
 	keyID := keyARN[strings.LastIndex(keyARN, "/")+1:]
 	var tags []map[string]string
 	for k, v := range requestTags {
@@ -204,8 +103,8 @@ func createKeyEvent(eventID, keyARN string, requestTags map[string]string) []byt
 // replicateKeyEvent is a ReplicateKey event: logged in the primary's region,
 // the replica in replicaARN's region.
 func replicateKeyEvent(eventID, primaryARN, replicaARN string) []byte {
-	primaryRegion := strings.Split(primaryARN, ":")[3]
-	replicaRegion := strings.Split(replicaARN, ":")[3]
+	primaryRegion := localawstest.RegionOf(primaryARN)
+	replicaRegion := localawstest.RegionOf(replicaARN)
 	ev := map[string]any{
 		"version": "0", "id": "0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f", "detail-type": "AWS API Call via CloudTrail",
 		"source": "aws.kms", "account": "111122223333", "time": eventTime, "region": primaryRegion, "resources": []string{},
@@ -236,7 +135,7 @@ func lambdaContext(t *testing.T, timeout time.Duration) context.Context {
 
 func TestTagsNewKey(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.createKey(t, "us-east-1")
+	key := s.CreateKey(t, "us-east-1")
 	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000001", key, map[string]string{"Project": "apollo"}))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
@@ -250,10 +149,10 @@ func TestTagsNewKey(t *testing.T) {
 	}
 	// Project was passed in the CreateKey request; local-kms has no record of
 	// it since the test made the key without it, so it must not appear.
-	if got := s.tags(t, "us-east-1", key); !reflect.DeepEqual(got, want) {
+	if got := s.Tags(t, key); !reflect.DeepEqual(got, want) {
 		t.Errorf("tags on key: got %v, want %v", got, want)
 	}
-	if n := s.kms.Router().Count("us-east-1", localaws.KMSTarget("TagResource")); n != 1 {
+	if n := s.KMS.Router().Count("us-east-1", localaws.KMSTarget("TagResource")); n != 1 {
 		t.Errorf("TagResource calls: got %d, want exactly 1 on the happy path", n)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(s.logs.String()), "\n") {
@@ -267,18 +166,15 @@ func TestTagsNewKey(t *testing.T) {
 
 func TestSpoofedGovernanceTagIsCorrectedOthersUntouched(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.createKey(t, "us-east-1")
+	key := s.CreateKey(t, "us-east-1")
 	// What CreateKey with Tags would have left on the key.
-	if _, err := s.kms.Client("us-east-1").TagResource(context.Background(), &kms.TagResourceInput{KeyId: aws.String(key),
-		Tags: kmsTags(map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/someone-else", "Project": "apollo"})}); err != nil {
-		t.Fatal(err)
-	}
+	s.TagKey(t, key, map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/someone-else", "Project": "apollo"})
 	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000002", key,
 		map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/someone-else", "Project": "apollo"}))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)
 	}
-	got := s.tags(t, "us-east-1", key)
+	got := s.Tags(t, key)
 	if got["CreatedBy"] != userARN || got["Project"] != "apollo" {
 		t.Errorf("got CreatedBy=%q Project=%q, want %q and the creator's apollo", got["CreatedBy"], got["Project"], userARN)
 	}
@@ -287,18 +183,10 @@ func TestSpoofedGovernanceTagIsCorrectedOthersUntouched(t *testing.T) {
 	}
 }
 
-func kmsTags(m map[string]string) []kmstypes.Tag {
-	var tags []kmstypes.Tag
-	for k, v := range m {
-		tags = append(tags, kmstypes.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
-	}
-	return tags
-}
-
 func TestReplicaTaggedInItsOwnRegion(t *testing.T) {
 	s := startStack(t, nil)
-	primary := s.createKey(t, "us-east-1")
-	replica := s.createKey(t, "eu-west-1") // local-kms has no ReplicateKey: a key in the replica region stands in
+	primary := s.CreateKey(t, "us-east-1")
+	replica := s.CreateKey(t, "eu-west-1") // local-kms has no ReplicateKey: a key in the replica region stands in
 	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), replicateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000003", primary, replica))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)
@@ -306,22 +194,22 @@ func TestReplicaTaggedInItsOwnRegion(t *testing.T) {
 	if res.Region != "eu-west-1" {
 		t.Errorf("region: got %s, want eu-west-1", res.Region)
 	}
-	got := s.tags(t, "eu-west-1", replica)
+	got := s.Tags(t, replica)
 	if got["ReplicaOf"] != primary || got["CreatedBy"] != userARN {
 		t.Errorf("replica tags: got %v, want ReplicaOf=%s CreatedBy=%s", got, primary, userARN)
 	}
-	if n := len(s.tags(t, "us-east-1", primary)); n != 0 {
+	if n := len(s.Tags(t, primary)); n != 0 {
 		t.Errorf("primary got %d tags, want none", n)
 	}
-	if n := s.kms.Router().Count("us-east-1", localaws.KMSTarget("TagResource")); n != 0 {
+	if n := s.KMS.Router().Count("us-east-1", localaws.KMSTarget("TagResource")); n != 0 {
 		t.Errorf("TagResource calls in the event's region: got %d, want 0", n)
 	}
 }
 
 func TestPendingDeletionIsDeadLettered(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.createKey(t, "us-east-1")
-	if _, err := s.kms.Client("us-east-1").ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(key), PendingWindowInDays: aws.Int32(7)}); err != nil {
+	key := s.CreateKey(t, "us-east-1")
+	if _, err := s.KMS.Client("us-east-1").ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(key), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
 	event := createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000004", key, nil)
@@ -333,11 +221,11 @@ func TestPendingDeletionIsDeadLettered(t *testing.T) {
 	if res.Outcome != tagger.OutcomeDeadLettered || res.ErrorCode != "KMSInvalidStateException" {
 		t.Errorf("got %s %s, want dead-lettered KMSInvalidStateException", res.Outcome, res.ErrorCode)
 	}
-	msgs := s.deadLetters(t)
+	msgs := s.DeadLetters(t)
 	if len(msgs) != 1 {
 		t.Fatalf("dead letters: got %d, want 1", len(msgs))
 	}
-	d := msgs[0].record
+	d := msgs[0].Record
 	if d.Version != 1 || d.Kind != tagger.DeadLetterKind || d.KeyARN != key || d.Region != "us-east-1" || d.EventID != "11111111-aaaa-4bbb-8ccc-000000000004" ||
 		d.Error.Code != "KMSInvalidStateException" || d.Error.Class != "permanent" || d.Attempts != 1 || d.RequestID != "req-123" || len(d.Tags) != 4 {
 		t.Errorf("record: got %+v", d)
@@ -351,15 +239,15 @@ func TestPendingDeletionIsDeadLettered(t *testing.T) {
 	if !reflect.DeepEqual(orig, back) {
 		t.Errorf("record event differs from the original event")
 	}
-	if got := msgs[0].attrs["ErrorCode"]; got != "KMSInvalidStateException" {
+	if got := msgs[0].Attributes["ErrorCode"]; got != "KMSInvalidStateException" {
 		t.Errorf("ErrorCode attribute: got %q, want KMSInvalidStateException", got)
 	}
 }
 
 func TestInternalErrorsRetriedThenTagged(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.createKey(t, "us-east-1")
-	s.kms.Router().SetIntercept(localaws.FailFirst("us-east-1", localaws.KMSTarget("TagResource"), 2, localaws.InternalFault))
+	key := s.CreateKey(t, "us-east-1")
+	s.KMS.Router().SetIntercept(localaws.FailFirst("us-east-1", localaws.KMSTarget("TagResource"), 2, localaws.InternalFault))
 	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000005", key, nil))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)
@@ -367,15 +255,15 @@ func TestInternalErrorsRetriedThenTagged(t *testing.T) {
 	if res.Attempts != 3 {
 		t.Errorf("attempts: got %d, want 3", res.Attempts)
 	}
-	if got := s.tags(t, "us-east-1", key)["CreatedBy"]; got != userARN {
+	if got := s.Tags(t, key)["CreatedBy"]; got != userARN {
 		t.Errorf("CreatedBy: got %q, want %q", got, userARN)
 	}
 }
 
 func TestInternalErrorsForeverReturnErrorInsideDeadline(t *testing.T) {
 	s := startStack(t, map[string]string{"MAX_ATTEMPTS": "1000", "MAX_BACKOFF": "200ms", "DEAD_LETTER_RESERVE": "1s"})
-	key := s.createKey(t, "us-east-1")
-	s.kms.Router().SetIntercept(localaws.FailFirst("us-east-1", localaws.KMSTarget("TagResource"), -1, localaws.InternalFault))
+	key := s.CreateKey(t, "us-east-1")
+	s.KMS.Router().SetIntercept(localaws.FailFirst("us-east-1", localaws.KMSTarget("TagResource"), -1, localaws.InternalFault))
 	const timeout = 4 * time.Second
 	ctx := lambdaContext(t, timeout)
 	deadline, _ := ctx.Deadline()
@@ -389,16 +277,16 @@ func TestInternalErrorsForeverReturnErrorInsideDeadline(t *testing.T) {
 	if res.Outcome != tagger.OutcomeError || res.Attempts < 2 {
 		t.Errorf("got outcome %s after %d attempts, want error after several", res.Outcome, res.Attempts)
 	}
-	if msgs := s.deadLetters(t); len(msgs) != 0 {
+	if msgs := s.DeadLetters(t); len(msgs) != 0 {
 		t.Errorf("dead letters: got %d, want 0 (transient failures are Lambda's to retry)", len(msgs))
 	}
 }
 
 func TestDeadLetterQueueDownReturnsError(t *testing.T) {
 	s := startStack(t, nil)
-	key := s.createKey(t, "us-east-1")
-	s.kms.Router().SetIntercept(localaws.FailFirst(localaws.AnyRegion, localaws.AnyTarget, -1, localaws.AccessDeniedFault))
-	if err := s.sqs.Stop(); err != nil {
+	key := s.CreateKey(t, "us-east-1")
+	s.KMS.Router().SetIntercept(localaws.FailFirst(localaws.AnyRegion, localaws.AnyTarget, -1, localaws.AccessDeniedFault))
+	if err := s.SQS.Stop(); err != nil {
 		t.Fatal(err)
 	}
 	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000007", key, nil))
@@ -434,18 +322,18 @@ func TestNoKMSCallForSkippedAndMalformedEvents(t *testing.T) {
 			}
 		})
 	}
-	if n := s.kms.Router().Count(localaws.AnyRegion, localaws.AnyTarget); n != 0 {
+	if n := s.KMS.Router().Count(localaws.AnyRegion, localaws.AnyTarget); n != 0 {
 		t.Errorf("KMS calls: got %d, want 0", n)
 	}
-	msgs := s.deadLetters(t)
+	msgs := s.DeadLetters(t)
 	if len(msgs) != 2 {
 		t.Fatalf("dead letters: got %d, want 2", len(msgs))
 	}
 	for _, m := range msgs {
-		if m.record.Error.Code != "MalformedEvent" {
-			t.Errorf("code: got %s, want MalformedEvent", m.record.Error.Code)
+		if m.Record.Error.Code != "MalformedEvent" {
+			t.Errorf("code: got %s, want MalformedEvent", m.Record.Error.Code)
 		}
-		if m.record.EventText == "" && m.record.Event == nil {
+		if m.Record.EventText == "" && m.Record.Event == nil {
 			t.Errorf("record keeps neither the event nor its text")
 		}
 	}

@@ -19,11 +19,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -40,8 +40,7 @@ const (
 // stack is local-kms in two regions and the CloudTrail stand-in, with the
 // clients backfill.NewClients makes from the environment, as the CLI does.
 type stack struct {
-	kms     *localaws.KMS
-	trail   *localaws.CloudTrail
+	*localawstest.Stack
 	policy  *tagger.Policy
 	cfg     config.Config
 	clients backfill.ClientsFunc
@@ -64,39 +63,22 @@ const testLookupRate = 20
 func startStack(t testing.TB, trailOpts localaws.CloudTrailOptions, extraEnv map[string]string) *stack {
 	t.Helper()
 	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{
-		Regions: []string{east, west},
-		Seeds:   map[string][]localaws.SeedKey{east: {{KeyID: mrkID}}, west: {{KeyID: mrkID}}},
-	})
-	if err != nil {
-		t.Fatalf("starting local-kms: %v", err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
 	trailOpts.Regions = []string{east, west}
 	if trailOpts.LookupEventsRate == 0 {
 		trailOpts.LookupEventsRate = testLookupRate
 	}
-	ct, err := localaws.StartCloudTrail(trailOpts)
-	if err != nil {
-		t.Fatalf("starting the CloudTrail stand-in: %v", err)
-	}
-	t.Cleanup(func() { _ = ct.Close() })
-
 	env := map[string]string{
-		"AWS_ENDPOINT_URL_KMS":        k.URL(),
-		"AWS_ENDPOINT_URL_CLOUDTRAIL": ct.URL(),
-		"AWS_REGION":                  east,
-		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
-		"MAX_BACKOFF":                 "50ms",
+		"STATIC_TAGS": "ManagedBy=kms-autotagger",
+		"MAX_BACKOFF": "50ms",
 	}
 	maps.Copy(env, extraEnv)
-	for name, v := range env {
-		t.Setenv(name, v)
-	}
+	st := localawstest.Start(t, localawstest.Options{
+		Regions:    []string{east, west},
+		Seeds:      map[string][]localaws.SeedKey{east: {{KeyID: mrkID}}, west: {{KeyID: mrkID}}},
+		NoSQS:      true,
+		CloudTrail: &trailOpts,
+		Env:        env,
+	})
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -109,8 +91,8 @@ func startStack(t testing.TB, trailOpts localaws.CloudTrailOptions, extraEnv map
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{kms: k, trail: ct, policy: policy, cfg: cfg, clients: backfill.NewClients(awsCfg, cfg.Retry)}
-	k.Router().SetIntercept(func(_ http.ResponseWriter, r *http.Request, region, target string) bool {
+	s := &stack{Stack: st, policy: policy, cfg: cfg, clients: backfill.NewClients(awsCfg, cfg.Retry)}
+	st.KMS.Router().SetIntercept(func(_ http.ResponseWriter, r *http.Request, region, target string) bool {
 		if target != localaws.KMSTarget("TagResource") {
 			return false
 		}
@@ -129,7 +111,7 @@ func startStack(t testing.TB, trailOpts localaws.CloudTrailOptions, extraEnv map
 
 // resetCalls forgets the requests made so far (by the test's own setup).
 func (s *stack) resetCalls() {
-	s.kms.Router().ResetCounts()
+	s.KMS.Router().ResetCounts()
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.tagged = nil
@@ -152,42 +134,9 @@ func (s *stack) taggedKeys() []string {
 	return keys
 }
 
-func (s *stack) createKey(t testing.TB, region string) string {
-	t.Helper()
-	out, err := s.kms.Client(region).CreateKey(context.Background(), &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey in %s: %v", region, err)
-	}
-	return aws.ToString(out.KeyMetadata.Arn)
-}
-
-func (s *stack) tags(t *testing.T, keyARN string) map[string]string {
-	t.Helper()
-	out, err := s.kms.Client(regionOf(keyARN)).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		t.Fatalf("ListResourceTags %s: %v", keyARN, err)
-	}
-	m := make(map[string]string)
-	for _, tag := range out.Tags {
-		m[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-	}
-	return m
-}
-
-func (s *stack) tagKey(t *testing.T, keyARN string, tags map[string]string) {
-	t.Helper()
-	in := &kms.TagResourceInput{KeyId: aws.String(keyARN)}
-	for k, v := range tags {
-		in.Tags = append(in.Tags, kmstypes.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
-	}
-	if _, err := s.kms.Client(regionOf(keyARN)).TagResource(context.Background(), in); err != nil {
-		t.Fatalf("TagResource %s: %v", keyARN, err)
-	}
-}
-
 func (s *stack) addEvent(t testing.TB, region string, record []byte) {
 	t.Helper()
-	if err := s.trail.AddEvent(region, record); err != nil {
+	if err := s.CloudTrail.AddEvent(region, record); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -215,14 +164,12 @@ func (s *stack) backfiller(t testing.TB, opts backfill.Options) *backfill.Backfi
 	return b
 }
 
-func regionOf(keyARN string) string { return strings.Split(keyARN, ":")[3] }
-
 func keyIDOf(keyARN string) string { return keyARN[strings.LastIndex(keyARN, "/")+1:] }
 
 // createKeyRecord is the CloudTrail record of alice's CreateKey of keyARN
 // at the time given, as LookupEvents returns it in CloudTrailEvent.
 func createKeyRecord(eventID, keyARN string, at time.Time, keyManager string) []byte {
-	region := regionOf(keyARN)
+	region := localawstest.RegionOf(keyARN)
 	return mustJSON(map[string]any{
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": alice, "accountId": account, "userName": "alice"},
@@ -260,15 +207,15 @@ func replicateKeyRecords(eventID, awsEventID, primaryARN, replicaARN string, at 
 		"keyManager": "CUSTOMER", "multiRegion": true,
 		"multiRegionConfiguration": map[string]any{
 			"multiRegionKeyType": "REPLICA",
-			"primaryKey":         map[string]any{"arn": primaryARN, "region": regionOf(primaryARN)},
+			"primaryKey":         map[string]any{"arn": primaryARN, "region": localawstest.RegionOf(primaryARN)},
 		},
 	}
 	replicate = mustJSON(map[string]any{
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "IAMUser", "arn": alice, "accountId": account, "userName": "alice"},
 		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": "ReplicateKey",
-		"awsRegion":         regionOf(primaryARN),
-		"requestParameters": map[string]any{"keyId": primaryARN, "replicaRegion": regionOf(replicaARN)},
+		"awsRegion":         localawstest.RegionOf(primaryARN),
+		"requestParameters": map[string]any{"keyId": primaryARN, "replicaRegion": localawstest.RegionOf(replicaARN)},
 		"responseElements":  map[string]any{"replicaKeyMetadata": md},
 		"eventID":           eventID, "eventType": "AwsApiCall", "recipientAccountId": account,
 		"resources": []map[string]string{
@@ -280,7 +227,7 @@ func replicateKeyRecords(eventID, awsEventID, primaryARN, replicaARN string, at 
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "AWSService", "invokedBy": "kms.amazonaws.com"},
 		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": "CreateKey",
-		"awsRegion":         regionOf(replicaARN),
+		"awsRegion":         localawstest.RegionOf(replicaARN),
 		"requestParameters": map[string]any{"multiRegion": true},
 		"responseElements":  map[string]any{"keyMetadata": md},
 		"eventID":           awsEventID, "eventType": "AwsServiceEvent", "recipientAccountId": account,
@@ -334,46 +281,46 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 	now := time.Now().UTC().Truncate(time.Second)
 	hoursAgo := func(h int) time.Time { return now.Add(-time.Duration(h) * time.Hour) }
 
-	plain := s.createKey(t, east)
+	plain := s.CreateKey(t, east)
 	s.addEvent(t, east, createKeyRecord("ev-plain", plain, hoursAgo(30), "CUSTOMER"))
 
-	done := s.createKey(t, east) // tagged by the Lambda already
+	done := s.CreateKey(t, east) // tagged by the Lambda already
 	s.addEvent(t, east, createKeyRecord("ev-done", done, hoursAgo(29), "CUSTOMER"))
-	s.tagKey(t, done, governanceTags("ev-done", hoursAgo(29)))
+	s.TagKey(t, done, governanceTags("ev-done", hoursAgo(29)))
 
-	spoofed := s.createKey(t, east) // carries a wrong CreatedBy and a tag of its own
+	spoofed := s.CreateKey(t, east) // carries a wrong CreatedBy and a tag of its own
 	s.addEvent(t, east, createKeyRecord("ev-spoofed", spoofed, hoursAgo(28), "CUSTOMER"))
-	s.tagKey(t, spoofed, map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/mallory", "team": "payments"})
+	s.TagKey(t, spoofed, map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/mallory", "team": "payments"})
 
-	twice := s.createKey(t, east) // two events: the newest wins
+	twice := s.CreateKey(t, east) // two events: the newest wins
 	s.addEvent(t, east, createKeyRecord("ev-twice-old", twice, hoursAgo(50), "CUSTOMER"))
 	s.addEvent(t, east, createKeyRecord("ev-twice-new", twice, hoursAgo(5), "CUSTOMER"))
 
-	pending := s.createKey(t, east)
+	pending := s.CreateKey(t, east)
 	s.addEvent(t, east, createKeyRecord("ev-pending", pending, hoursAgo(27), "CUSTOMER"))
-	if _, err := s.kms.Client(east).ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
+	if _, err := s.KMS.Client(east).ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
 
-	gone := s.kms.KeyARN(east, "0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a") // never existed here
+	gone := s.KMS.KeyARN(east, "0d9e8f7a-6b5c-4d3e-8f2a-1b0c9d8e7f6a") // never existed here
 	s.addEvent(t, east, createKeyRecord("ev-gone", gone, hoursAgo(26), "CUSTOMER"))
 
-	awsManaged := s.kms.KeyARN(east, "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d")
+	awsManaged := s.KMS.KeyARN(east, "5a4b3c2d-1e0f-4a9b-8c7d-6e5f4a3b2c1d")
 	s.addEvent(t, east, createKeyRecord("ev-aws", awsManaged, hoursAgo(25), "AWS"))
 
 	s.addEvent(t, east, failedCreateKeyRecord("ev-failed-call", hoursAgo(24)))
 	s.addEvent(t, east, []byte(`{"eventVersion":"1.09","eventSource":"kms.amazonaws.com","eventName":"CreateKey","awsRegion":"us-east-1","eventID":"ev-malformed","eventTime":"`+hoursAgo(23).Format(time.RFC3339)+`","responseElements":{"keyMetadata":{"keyId":"x"}}}`))
 
-	westKey := s.createKey(t, west)
+	westKey := s.CreateKey(t, west)
 	s.addEvent(t, west, createKeyRecord("ev-west", westKey, hoursAgo(20), "CUSTOMER"))
 
-	primary, replica := s.kms.KeyARN(east, mrkID), s.kms.KeyARN(west, mrkID)
+	primary, replica := s.KMS.KeyARN(east, mrkID), s.KMS.KeyARN(west, mrkID)
 	s.addEvent(t, east, createKeyRecord("ev-primary", primary, hoursAgo(12), "CUSTOMER"))
 	rep, awsCreated := replicateKeyRecords("ev-replicate", "ev-replica-created", primary, replica, hoursAgo(11))
 	s.addEvent(t, east, rep)
 	s.addEvent(t, west, awsCreated)
 
-	unknown := s.createKey(t, west) // no event: created before the history
+	unknown := s.CreateKey(t, west) // no event: created before the history
 
 	s.resetCalls()
 	rep1, err := s.backfiller(t, backfill.Options{}).Run(context.Background())
@@ -396,7 +343,7 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 		unknown: {},
 	}
 	for key, want := range wantTags {
-		if got := s.tags(t, key); !maps.Equal(got, want) {
+		if got := s.Tags(t, key); !maps.Equal(got, want) {
 			t.Errorf("key %s: got tags %v, want %v", key, got, want)
 		}
 	}
@@ -444,7 +391,7 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 	if got := s.taggedKeys(); !slices.Equal(got, wantCalls) {
 		t.Errorf("got TagResource for %v, want %v", got, wantCalls)
 	}
-	if got := s.kms.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != len(wantCalls) {
+	if got := s.KMS.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != len(wantCalls) {
 		t.Errorf("router counted %d TagResource, want %d", got, len(wantCalls))
 	}
 
@@ -492,24 +439,24 @@ func merge(a, b map[string]string) map[string]string {
 func TestBackfillDryRunChangesNothing(t *testing.T) {
 	s := startStack(t, localaws.CloudTrailOptions{}, nil)
 	at := time.Now().UTC().Add(-48 * time.Hour).Truncate(time.Second)
-	k1, k2 := s.createKey(t, east), s.createKey(t, west)
+	k1, k2 := s.CreateKey(t, east), s.CreateKey(t, west)
 	s.addEvent(t, east, createKeyRecord("ev-1", k1, at, "CUSTOMER"))
 	s.addEvent(t, west, createKeyRecord("ev-2", k2, at, "CUSTOMER"))
-	s.tagKey(t, k2, map[string]string{"CreatedAt": "1999-01-01T00:00:00Z"})
-	unknown := s.createKey(t, west)
+	s.TagKey(t, k2, map[string]string{"CreatedAt": "1999-01-01T00:00:00Z"})
+	unknown := s.CreateKey(t, west)
 
 	s.resetCalls()
 	rep, err := s.backfiller(t, backfill.Options{DryRun: true, TagUnknown: true}).Run(context.Background())
 	if err != nil {
 		t.Fatalf("dry run: %v", err)
 	}
-	if got := s.kms.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != 0 {
+	if got := s.KMS.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != 0 {
 		t.Errorf("dry run: got %d TagResource calls, want 0", got)
 	}
-	if got := s.tags(t, k1); len(got) != 0 {
+	if got := s.Tags(t, k1); len(got) != 0 {
 		t.Errorf("dry run: key %s got tags %v, want none", k1, got)
 	}
-	if got := s.tags(t, k2); !maps.Equal(got, map[string]string{"CreatedAt": "1999-01-01T00:00:00Z"}) {
+	if got := s.Tags(t, k2); !maps.Equal(got, map[string]string{"CreatedAt": "1999-01-01T00:00:00Z"}) {
 		t.Errorf("dry run: key %s got tags %v, want its own tag only", k2, got)
 	}
 	rows := rowsByKey(rep.Rows)
@@ -530,14 +477,14 @@ func TestBackfillDryRunChangesNothing(t *testing.T) {
 
 func TestBackfillTagUnknownGivesCreatedAtOnly(t *testing.T) {
 	s := startStack(t, localaws.CloudTrailOptions{}, map[string]string{"TAG_KEY_PREFIX": "gov:"})
-	unknown := s.createKey(t, east)
-	alreadyDated := s.createKey(t, west)
-	s.tagKey(t, alreadyDated, map[string]string{"gov:CreatedAt": "2023-05-01T10:00:00Z"})
-	pending := s.createKey(t, west)
-	if _, err := s.kms.Client(west).ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
+	unknown := s.CreateKey(t, east)
+	alreadyDated := s.CreateKey(t, west)
+	s.TagKey(t, alreadyDated, map[string]string{"gov:CreatedAt": "2023-05-01T10:00:00Z"})
+	pending := s.CreateKey(t, west)
+	if _, err := s.KMS.Client(west).ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
-	md, err := s.kms.Client(east).DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String(unknown)})
+	md, err := s.KMS.Client(east).DescribeKey(context.Background(), &kms.DescribeKeyInput{KeyId: aws.String(unknown)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -563,7 +510,7 @@ func TestBackfillTagUnknownGivesCreatedAtOnly(t *testing.T) {
 	if got := rep.Summary.NoCreationEvent; got != 4 {
 		t.Errorf("got %d keys without a creation event, want 4 (2 seeds, unknown, alreadyDated)", got)
 	}
-	if got := s.kms.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != 0 {
+	if got := s.KMS.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != 0 {
 		t.Errorf("without --tag-unknown: got %d TagResource, want 0", got)
 	}
 
@@ -572,13 +519,13 @@ func TestBackfillTagUnknownGivesCreatedAtOnly(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := s.tags(t, unknown), map[string]string{"gov:CreatedAt": created}; !maps.Equal(got, want) {
+	if got, want := s.Tags(t, unknown), map[string]string{"gov:CreatedAt": created}; !maps.Equal(got, want) {
 		t.Errorf("with --tag-unknown: key %s got tags %v, want %v", unknown, got, want)
 	}
 	if r := rowsByKey(rep.Rows)[unknown]; r.Action != backfill.ActionTagged || r.EventID != "" {
 		t.Errorf("with --tag-unknown: row of %s: got %+v, want tagged without an event", unknown, r)
 	}
-	if got := s.tags(t, alreadyDated); got["gov:CreatedAt"] != "2023-05-01T10:00:00Z" {
+	if got := s.Tags(t, alreadyDated); got["gov:CreatedAt"] != "2023-05-01T10:00:00Z" {
 		t.Errorf("key %s got CreatedAt %q, want its own kept (eu-west-1 was not in the run)", alreadyDated, got["gov:CreatedAt"])
 	}
 }
@@ -591,7 +538,7 @@ func TestBackfillSurvivesLookupThrottling(t *testing.T) {
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	var keys []string
 	for i := range 4 {
-		k := s.createKey(t, east)
+		k := s.CreateKey(t, east)
 		keys = append(keys, k)
 		s.addEvent(t, east, createKeyRecord(fmt.Sprintf("ev-%d", i), k, at, "CUSTOMER"))
 	}
@@ -603,7 +550,7 @@ func TestBackfillSurvivesLookupThrottling(t *testing.T) {
 		t.Errorf("got %d keys tagged, want %d: %+v", got, len(keys), rep.Rows)
 	}
 	throttled := 0
-	for _, r := range s.trail.Requests(east, "LookupEvents") {
+	for _, r := range s.CloudTrail.Requests(east, "LookupEvents") {
 		if r.ErrorCode == "ThrottlingException" {
 			throttled++
 		}
@@ -628,7 +575,7 @@ func TestBackfillKeepsToRateLimits(t *testing.T) {
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	for _, region := range []string{east, west} {
 		for i := range perRegion {
-			k := s.createKey(t, region)
+			k := s.CreateKey(t, region)
 			s.addEvent(t, region, createKeyRecord(fmt.Sprintf("ev-%s-%d", region, i), k, at.Add(-time.Duration(i)*time.Minute), "CUSTOMER"))
 		}
 	}
@@ -646,7 +593,7 @@ func TestBackfillKeepsToRateLimits(t *testing.T) {
 	for _, region := range []string{east, west} {
 		var lookups []time.Time // every request, throttled ones included
 		answered := 0
-		for _, r := range s.trail.Requests(region, "LookupEvents") {
+		for _, r := range s.CloudTrail.Requests(region, "LookupEvents") {
 			lookups = append(lookups, r.Time)
 			if r.ErrorCode == "" {
 				answered++
@@ -700,7 +647,7 @@ func TestBackfillCancelStopsAndResumes(t *testing.T) {
 	at := time.Now().UTC().Add(-time.Hour).Truncate(time.Second)
 	var keys []string
 	for i := range n {
-		k := s.createKey(t, east)
+		k := s.CreateKey(t, east)
 		keys = append(keys, k)
 		s.addEvent(t, east, createKeyRecord(fmt.Sprintf("ev-%02d", i), k, at.Add(-time.Duration(i)*time.Minute), "CUSTOMER"))
 	}
@@ -739,7 +686,7 @@ func TestBackfillCancelStopsAndResumes(t *testing.T) {
 		t.Fatalf("got summary %+v, want an interrupted run with some but not all %d keys tagged, one row each", rep.Summary, n)
 	}
 	for _, row := range rep.Rows {
-		if got := s.tags(t, row.KeyARN); got["CreationEventId"] != row.EventID {
+		if got := s.Tags(t, row.KeyARN); got["CreationEventId"] != row.EventID {
 			t.Errorf("key %s reported tagged, got tags %v", row.KeyARN, got)
 		}
 	}
@@ -757,7 +704,7 @@ func TestBackfillCancelStopsAndResumes(t *testing.T) {
 		t.Errorf("second run: got %d TagResource calls, want one per key tagged (%d)", got, a[backfill.ActionTagged])
 	}
 	for i, k := range keys {
-		if got := s.tags(t, k); got["CreationEventId"] != fmt.Sprintf("ev-%02d", i) {
+		if got := s.Tags(t, k); got["CreationEventId"] != fmt.Sprintf("ev-%02d", i) {
 			t.Errorf("after two runs key %s has tags %v, want its governance tags", k, got)
 		}
 	}
@@ -808,7 +755,7 @@ func BenchmarkBackfill(b *testing.B) {
 	for i := 0; b.Loop(); i++ {
 		b.StopTimer()
 		for j := range keysPerRun {
-			k := s.createKey(b, east)
+			k := s.CreateKey(b, east)
 			s.addEvent(b, east, createKeyRecord(fmt.Sprintf("ev-%d-%d", i, j), k, at.Add(time.Duration(i)*time.Minute), "CUSTOMER"))
 		}
 		bf := s.backfiller(b, backfill.Options{Regions: []string{east}, LookupRate: 1000, TagRate: tagRate})

@@ -13,12 +13,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
 	"github.com/kms-autotagger/kms-autotagger/internal/cli"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 )
 
 // backfillRecord is alice's CreateKey of keyARN at the time given.
@@ -98,49 +96,22 @@ func (a *accountStandIn) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestBackfillCommand(t *testing.T) {
-	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1", "eu-west-1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	ct, err := localaws.StartCloudTrail(localaws.CloudTrailOptions{LookupEventsRate: 20})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ct.Close()
 	acct := &accountStandIn{}
 	acctSrv := httptest.NewServer(acct)
 	defer acctSrv.Close()
-	for name, v := range map[string]string{
-		"AWS_ENDPOINT_URL_KMS": k.URL(), "AWS_ENDPOINT_URL_CLOUDTRAIL": ct.URL(), "AWS_ENDPOINT_URL_ACCOUNT": acctSrv.URL,
-		"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret",
-		"AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "MAX_BACKOFF": "10ms", "LOG_LEVEL": "WARN",
-	} {
-		t.Setenv(name, v)
-	}
+	s := localawstest.Start(t, localawstest.Options{
+		NoSQS:      true,
+		CloudTrail: &localaws.CloudTrailOptions{LookupEventsRate: 20},
+		Env:        map[string]string{"AWS_ENDPOINT_URL_ACCOUNT": acctSrv.URL, "MAX_BACKOFF": "10ms", "LOG_LEVEL": "WARN"},
+	})
+	k, ct := s.KMS, s.CloudTrail
 	at := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
 	keys := map[string]string{}
 	for _, region := range []string{"us-east-1", "eu-west-1"} {
-		out, err := k.Client(region).CreateKey(ctx, &kms.CreateKeyInput{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[region] = aws.ToString(out.KeyMetadata.Arn)
+		keys[region] = s.CreateKey(t, region)
 		if err := ct.AddEvent(region, backfillRecord("ev-"+region, keys[region], at)); err != nil {
 			t.Fatal(err)
 		}
-	}
-	tagsOf := func(keyARN string) map[string]string {
-		out, err := k.Client(strings.Split(keyARN, ":")[3]).ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := map[string]string{}
-		for _, tag := range out.Tags {
-			m[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-		}
-		return m
 	}
 	rates := []string{"--lookup-rate", "20", "--tag-rate", "50"}
 
@@ -156,7 +127,7 @@ func TestBackfillCommand(t *testing.T) {
 		if got := k.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != 0 {
 			t.Errorf("dry run: got %d TagResource, want 0", got)
 		}
-		if got := tagsOf(keys["us-east-1"]); len(got) != 0 {
+		if got := s.Tags(t, keys["us-east-1"]); len(got) != 0 {
 			t.Errorf("dry run: key got tags %v, want none", got)
 		}
 	})
@@ -214,7 +185,7 @@ func TestBackfillCommand(t *testing.T) {
 			}
 		}
 		for region, key := range keys {
-			if got := tagsOf(key); got["CreationEventId"] != "ev-"+region || got["CreatedBy"] != "arn:aws:iam::111122223333:user/alice" {
+			if got := s.Tags(t, key); got["CreationEventId"] != "ev-"+region || got["CreatedBy"] != "arn:aws:iam::111122223333:user/alice" {
 				t.Errorf("key %s got tags %v, want its governance tags", key, got)
 			}
 		}

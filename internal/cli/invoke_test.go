@@ -11,6 +11,7 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/cli"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 )
 
 // lastLine decodes the last line of stdout, where invoke prints its result.
@@ -26,33 +27,13 @@ func lastLine(t *testing.T, stdout string) map[string]any {
 
 func TestInvoke(t *testing.T) {
 	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{
-		Regions: []string{"us-east-1", "eu-west-1"},
+	localawstest.Start(t, localawstest.Options{
 		Seeds: map[string][]localaws.SeedKey{
 			"us-east-1": {{KeyID: "8c4babd3-5fba-4e9f-811e-43d105f9a340"}},
 			"eu-west-1": {{KeyID: "mrk-9db9f3010c164289b78e44d2c67c2b81"}},
 		},
+		Env: map[string]string{"MAX_BACKOFF": "10ms"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	queueURL, err := q.CreateQueue(ctx, "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_KMS": k.URL(), "AWS_ENDPOINT_URL_SQS": q.URL(), "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_CONFIG_FILE": os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "DEAD_LETTER_QUEUE_URL": queueURL, "MAX_BACKOFF": "10ms",
-	} {
-		t.Setenv(k, v)
-	}
 	sample := func(name string) string { return filepath.Join("..", "..", "events", name) }
 	replica, err := os.ReadFile(sample("replicatekey.json"))
 	if err != nil {

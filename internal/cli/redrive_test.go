@@ -18,6 +18,7 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/cli"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/redrive"
 )
 
@@ -60,33 +61,14 @@ func redriveQueueCounts(t *testing.T, q *localaws.SQS, queueURL string, want [2]
 // the one message it was, not come back as a second.
 func TestRedriveCommand(t *testing.T) {
 	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{
-		Regions: []string{"us-east-1", "eu-west-1"},
+	s := localawstest.Start(t, localawstest.Options{
 		Seeds: map[string][]localaws.SeedKey{
 			"us-east-1": {{KeyID: "8c4babd3-5fba-4e9f-811e-43d105f9a340"}},
 			"eu-west-1": {{KeyID: "mrk-9db9f3010c164289b78e44d2c67c2b81"}},
 		},
+		Env: map[string]string{"MAX_BACKOFF": "10ms", "TAG_RATE_LIMIT": "0"},
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer k.Close()
-	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer q.Close()
-	queueURL, err := q.CreateQueue(ctx, "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range map[string]string{
-		"AWS_ENDPOINT_URL_KMS": k.URL(), "AWS_ENDPOINT_URL_SQS": q.URL(), "AWS_REGION": "us-east-1",
-		"AWS_ACCESS_KEY_ID": "AKIDEXAMPLE", "AWS_SECRET_ACCESS_KEY": "secret", "AWS_CONFIG_FILE": os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull, "DEAD_LETTER_QUEUE_URL": queueURL, "MAX_BACKOFF": "10ms", "TAG_RATE_LIMIT": "0",
-	} {
-		t.Setenv(name, v)
-	}
+	k, q, queueURL := s.KMS, s.SQS, s.QueueURL
 	if _, err := k.Client("us-east-1").ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(redrivePendingKey), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
@@ -158,14 +140,7 @@ func TestRedriveCommand(t *testing.T) {
 				}
 			}
 		}
-		out, err := k.Client("eu-west-1").ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: aws.String(redriveReplicaKey)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		tags := map[string]string{}
-		for _, tag := range out.Tags {
-			tags[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-		}
+		tags := s.Tags(t, redriveReplicaKey)
 		if tags["CreationEventId"] != redriveReplicaID || tags["ReplicaOf"] == "" {
 			t.Errorf("replica tags: got %v, want CreationEventId %s and ReplicaOf", tags, redriveReplicaID)
 		}

@@ -13,11 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -30,35 +29,14 @@ const (
 // env is the real handler with the tamper repair on, against local-kms in
 // two regions, the SQS stand-in and the CloudTrail stand-in.
 type env struct {
-	kms     *localaws.KMS
-	trail   *localaws.CloudTrail
-	sqs     *localaws.SQS
-	queue   string
+	*localawstest.Stack
 	handler *tagger.Handler
 }
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1", "eu-west-1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	ct, err := localaws.StartCloudTrail(localaws.CloudTrailOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = ct.Close() })
-	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
-	queue, err := q.CreateQueue(ctx, "dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
+	st := localawstest.Start(t, localawstest.Options{CloudTrail: &localaws.CloudTrailOptions{}})
+	k, ct, q := st.KMS, st.CloudTrail, st.SQS
 	policy, err := tagger.NewPolicy(tagger.DefaultNames(), "", nil)
 	if err != nil {
 		t.Fatal(err)
@@ -76,11 +54,11 @@ func newEnv(t *testing.T) *env {
 	h := &tagger.Handler{
 		Policy:      policy,
 		KMS:         regionalClients{k},
-		DeadLetters: &tagger.DeadLetterQueue{SQS: q.Client(), URL: queue},
+		DeadLetters: &tagger.DeadLetterQueue{SQS: q.Client(), URL: st.QueueURL},
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Tamper:      tagger.TamperRepair{Creations: finder, SelfRoleARN: selfRole},
 	}
-	return &env{kms: k, trail: ct, sqs: q, queue: queue, handler: h}
+	return &env{Stack: st, handler: h}
 }
 
 type regionalClients struct{ k *localaws.KMS }
@@ -89,42 +67,13 @@ func (r regionalClients) KMSClient(_ context.Context, _, region string) (tagger.
 	return r.k.Client(region), nil
 }
 
-func (e *env) createKey(t *testing.T, region string) string {
-	t.Helper()
-	out, err := e.kms.Client(region).CreateKey(context.Background(), &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return aws.ToString(out.KeyMetadata.Arn)
-}
-
-func (e *env) tags(t *testing.T, keyARN string) map[string]string {
-	t.Helper()
-	out, err := e.kms.Client(strings.Split(keyARN, ":")[3]).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, tag := range out.Tags {
-		m[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-	}
-	return m
-}
-
 func (e *env) kmsCall(t *testing.T, keyARN, op string, tags map[string]string, removed ...string) {
 	t.Helper()
-	c := e.kms.Client(strings.Split(keyARN, ":")[3])
-	var err error
 	if op == "TagResource" {
-		in := &kms.TagResourceInput{KeyId: aws.String(keyARN)}
-		for k, v := range tags {
-			in.Tags = append(in.Tags, kmstypes.Tag{TagKey: aws.String(k), TagValue: aws.String(v)})
-		}
-		_, err = c.TagResource(context.Background(), in)
-	} else {
-		_, err = c.UntagResource(context.Background(), &kms.UntagResourceInput{KeyId: aws.String(keyARN), TagKeys: removed})
+		e.TagKey(t, keyARN, tags)
+		return
 	}
-	if err != nil {
+	if _, err := e.KMS.Client(localawstest.RegionOf(keyARN)).UntagResource(context.Background(), &kms.UntagResourceInput{KeyId: aws.String(keyARN), TagKeys: removed}); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -159,13 +108,13 @@ func createKeyRecord(eventID, keyARN, principal string, md map[string]any) map[s
 	for k, v := range md {
 		meta[k] = v
 	}
-	return record(eventID, "CreateKey", principal, strings.Split(keyARN, ":")[3], map[string]any{}, map[string]any{"keyMetadata": meta}, keyARN)
+	return record(eventID, "CreateKey", principal, localawstest.RegionOf(keyARN), map[string]any{}, map[string]any{"keyMetadata": meta}, keyARN)
 }
 
 func (e *env) addHistory(t *testing.T, rec map[string]any) {
 	t.Helper()
 	b, _ := json.Marshal(rec)
-	if err := e.trail.AddEvent(rec["awsRegion"].(string), b); err != nil {
+	if err := e.CloudTrail.AddEvent(rec["awsRegion"].(string), b); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -200,18 +149,18 @@ func tagRecord(eventID, name, principal, keyARN string, set map[string]string, r
 	} else {
 		params["tagKeys"] = removed
 	}
-	return record(eventID, name, principal, strings.Split(keyARN, ":")[3], params, nil, keyARN)
+	return record(eventID, name, principal, localawstest.RegionOf(keyARN), params, nil, keyARN)
 }
 
 func TestTamperRepair(t *testing.T) {
 	e := newEnv(t)
-	key := e.createKey(t, "us-east-1")
+	key := e.CreateKey(t, "us-east-1")
 	created := createKeyRecord("c0000000-0000-4000-8000-000000000001", key, alice, nil)
 	e.addHistory(t, created)
 	if res := e.handle(t, created); res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("creation: got %s (%s), want tagged", res.Outcome, res.Reason)
 	}
-	truth := e.tags(t, key)
+	truth := e.Tags(t, key)
 
 	t.Run("removed governance tag is restored", func(t *testing.T) {
 		e.kmsCall(t, key, "UntagResource", nil, "CreatedBy")
@@ -219,7 +168,7 @@ func TestTamperRepair(t *testing.T) {
 		if res.Outcome != tagger.OutcomeTagged || res.Repair == nil || res.Repair.Actor != mallory || len(res.Repair.Removed) != 1 {
 			t.Errorf("got %s %+v (%s), want tagged with a repair by mallory", res.Outcome, res.Repair, res.Reason)
 		}
-		if got := e.tags(t, key); got["CreatedBy"] != alice {
+		if got := e.Tags(t, key); got["CreatedBy"] != alice {
 			t.Errorf("CreatedBy: got %q, want %q restored", got["CreatedBy"], alice)
 		}
 	})
@@ -229,7 +178,7 @@ func TestTamperRepair(t *testing.T) {
 		if res.Outcome != tagger.OutcomeTagged || res.Repair == nil || len(res.Repair.Changed) != 1 {
 			t.Errorf("got %s %+v, want tagged with one changed tag", res.Outcome, res.Repair)
 		}
-		got := e.tags(t, key)
+		got := e.Tags(t, key)
 		for k, v := range truth {
 			if got[k] != v {
 				t.Errorf("%s: got %q, want %q", k, got[k], v)
@@ -240,8 +189,8 @@ func TestTamperRepair(t *testing.T) {
 		}
 	})
 
-	e.kms.Router().ResetCounts()
-	lookups := e.trail.Count(localaws.AnyRegion, "LookupEvents")
+	e.KMS.Router().ResetCounts()
+	lookups := e.CloudTrail.Count(localaws.AnyRegion, "LookupEvents")
 	for _, tt := range []struct {
 		name string
 		rec  map[string]any
@@ -255,20 +204,20 @@ func TestTamperRepair(t *testing.T) {
 			}
 		})
 	}
-	if n := e.kms.Router().Count(localaws.AnyRegion, localaws.AnyTarget); n != 0 {
+	if n := e.KMS.Router().Count(localaws.AnyRegion, localaws.AnyTarget); n != 0 {
 		t.Errorf("KMS calls for ignored changes: got %d, want 0", n)
 	}
-	if n := e.trail.Count(localaws.AnyRegion, "LookupEvents") - lookups; n != 0 {
+	if n := e.CloudTrail.Count(localaws.AnyRegion, "LookupEvents") - lookups; n != 0 {
 		t.Errorf("LookupEvents calls for ignored changes: got %d, want 0", n)
 	}
 
 	t.Run("the repair's own event changes nothing", func(t *testing.T) {
-		e.kms.Router().ResetCounts()
+		e.KMS.Router().ResetCounts()
 		res := e.handle(t, tagRecord("c0000000-0000-4000-8000-000000000006", "TagResource", "arn:aws:iam::111122223333:user/ops", key, map[string]string{"CreatedBy": alice}))
 		if res.Outcome != tagger.OutcomeSkipped {
 			t.Errorf("got %s, want skipped: the value is already the truth", res.Outcome)
 		}
-		if n := e.kms.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); n != 0 {
+		if n := e.KMS.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); n != 0 {
 			t.Errorf("TagResource calls: got %d, want 0", n)
 		}
 	})
@@ -276,8 +225,8 @@ func TestTamperRepair(t *testing.T) {
 
 func TestTamperRepairReplica(t *testing.T) {
 	e := newEnv(t)
-	primary := e.createKey(t, "us-east-1")
-	replica := e.createKey(t, "eu-west-1")
+	primary := e.CreateKey(t, "us-east-1")
+	replica := e.CreateKey(t, "eu-west-1")
 	mrc := map[string]any{"multiRegionKeyType": "REPLICA", "primaryKey": map[string]any{"arn": primary, "region": "us-east-1"}}
 	e.addHistory(t, createKeyRecord("d0000000-0000-4000-8000-000000000001", replica, "kms.amazonaws.com", map[string]any{"multiRegion": true, "multiRegionConfiguration": mrc}))
 	meta := map[string]any{"AWSAccountId": "111122223333", "arn": replica, "keyId": replica[strings.LastIndex(replica, "/")+1:], "keyManager": "CUSTOMER", "multiRegionConfiguration": mrc}
@@ -288,7 +237,7 @@ func TestTamperRepairReplica(t *testing.T) {
 	if res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s (%s), want tagged", res.Outcome, res.Reason)
 	}
-	got := e.tags(t, replica)
+	got := e.Tags(t, replica)
 	if got["CreatedBy"] != alice || got["ReplicaOf"] != primary || got["CreationEventId"] != "d0000000-0000-4000-8000-000000000002" {
 		t.Errorf("replica tags: got %v, want the ReplicateKey event's creator, primary and event id", got)
 	}
@@ -296,19 +245,16 @@ func TestTamperRepairReplica(t *testing.T) {
 
 func TestTamperRepairBeyondHistoryIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
-	key := e.createKey(t, "us-east-1") // its creation event is not in the history
+	key := e.CreateKey(t, "us-east-1") // its creation event is not in the history
 	res := e.handle(t, tagRecord("f0000000-0000-4000-8000-000000000001", "UntagResource", mallory, key, nil, "CreatedAt"))
 	if res.Outcome != tagger.OutcomeDeadLettered || res.ErrorCode != tagger.CodeCreationEventNotFound {
 		t.Fatalf("got %s %s, want dead-lettered %s", res.Outcome, res.ErrorCode, tagger.CodeCreationEventNotFound)
 	}
-	out, err := e.sqs.Client().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(e.queue), MaxNumberOfMessages: 1})
-	if err != nil || len(out.Messages) != 1 {
-		t.Fatalf("receive: %v, %d messages; want 1", err, len(out.Messages))
+	letters := e.DeadLetters(t)
+	if len(letters) != 1 {
+		t.Fatalf("dead letters: got %d, want 1", len(letters))
 	}
-	var d tagger.DeadLetter
-	if err := json.Unmarshal([]byte(aws.ToString(out.Messages[0].Body)), &d); err != nil {
-		t.Fatal(err)
-	}
+	d := letters[0].Record
 	if !strings.Contains(d.Error.Message, "90 days") || !strings.Contains(d.Error.Message, mallory) || d.KeyARN != key {
 		t.Errorf("dead letter: got %+v, want it to say the history keeps 90 days and who changed the tags", d)
 	}

@@ -1,7 +1,6 @@
 package redrive_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -10,7 +9,6 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/redrive"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -39,53 +38,27 @@ const (
 // the environment: the function's own, which dead-letters into the queue, and
 // the redrive's, built the same way with DeadLetters nil as the CLI does.
 type stack struct {
-	kms      *localaws.KMS
-	sqs      *localaws.SQS
-	queueURL string
+	*localawstest.Stack
 	function *tagger.Handler
 	redriver *tagger.Handler
-	logs     *syncBuffer
+	logs     *localawstest.SyncBuffer
 	log      *slog.Logger
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
 	ctx := context.Background()
-	k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1", "eu-west-1"}})
-	if err != nil {
-		t.Fatalf("starting local-kms: %v", err)
-	}
-	t.Cleanup(func() { _ = k.Close() })
-	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{})
-	if err != nil {
-		t.Fatalf("starting the SQS stand-in: %v", err)
-	}
-	t.Cleanup(func() { _ = q.Close() })
-	queueURL, err := q.CreateQueue(ctx, "autotagger-dlq")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for name, v := range map[string]string{
-		"AWS_ENDPOINT_URL_KMS":        k.URL(),
-		"AWS_ENDPOINT_URL_SQS":        q.URL(),
-		"AWS_REGION":                  "us-east-1",
-		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-		"DEAD_LETTER_QUEUE_URL":       queueURL,
-		"MAX_BACKOFF":                 "20ms",
-		"TAG_RATE_LIMIT":              "0",
-		"DEAD_LETTER_RESERVE":         "1s",
-		"STATIC_TAGS":                 "ManagedBy=kms-autotagger",
-	} {
-		t.Setenv(name, v)
-	}
+	st := localawstest.Start(t, localawstest.Options{Env: map[string]string{
+		"MAX_BACKOFF":         "20ms",
+		"TAG_RATE_LIMIT":      "0",
+		"DEAD_LETTER_RESERVE": "1s",
+		"STATIC_TAGS":         "ManagedBy=kms-autotagger",
+	}})
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &localawstest.SyncBuffer{}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("logs:\n%s", logs.String())
@@ -104,53 +77,14 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	redriver.DeadLetters = nil
-	return &stack{kms: k, sqs: q, queueURL: queueURL, function: function, redriver: redriver, logs: logs, log: log}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func (s *stack) createKey(t *testing.T, region string) string {
-	t.Helper()
-	out, err := s.kms.Client(region).CreateKey(context.Background(), &kms.CreateKeyInput{})
-	if err != nil {
-		t.Fatalf("CreateKey in %s: %v", region, err)
-	}
-	return aws.ToString(out.KeyMetadata.Arn)
-}
-
-func (s *stack) tags(t *testing.T, keyARN string) map[string]string {
-	t.Helper()
-	out, err := s.kms.Client(regionOf(keyARN)).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		t.Fatalf("ListResourceTags %s: %v", keyARN, err)
-	}
-	m := make(map[string]string)
-	for _, tag := range out.Tags {
-		m[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-	}
-	return m
+	return &stack{Stack: st, function: function, redriver: redriver, logs: logs, log: log}
 }
 
 // wantGovernanceTags checks that the key carries the tags of the event.
 func (s *stack) wantGovernanceTags(t *testing.T, keyARN, eventID string) {
 	t.Helper()
 	want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": eventID, "ManagedBy": "kms-autotagger"}
-	if got := s.tags(t, keyARN); !reflect.DeepEqual(got, want) {
+	if got := s.Tags(t, keyARN); !reflect.DeepEqual(got, want) {
 		t.Errorf("tags on %s: got %v, want %v", keyARN, got, want)
 	}
 }
@@ -164,7 +98,7 @@ func (s *stack) send(t *testing.T, queueURL, body string, attrs map[string]strin
 			in.MessageAttributes[name] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(v)}
 		}
 	}
-	if _, err := s.sqs.Client().SendMessage(context.Background(), in); err != nil {
+	if _, err := s.SQS.Client().SendMessage(context.Background(), in); err != nil {
 		t.Fatalf("SendMessage: %v", err)
 	}
 }
@@ -219,7 +153,7 @@ func (s *stack) waitCounts(t *testing.T, queueURL string, wantVisible, wantInFli
 	t.Helper()
 	var visible, inFlight int
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		out, err := s.sqs.Client().GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+		out, err := s.SQS.Client().GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
 			QueueUrl: aws.String(queueURL),
 			AttributeNames: []sqstypes.QueueAttributeName{
 				sqstypes.QueueAttributeNameApproximateNumberOfMessages,
@@ -246,26 +180,24 @@ func (s *stack) waitCounts(t *testing.T, queueURL string, wantVisible, wantInFli
 func (s *stack) bodies(t *testing.T, queueURL string) []string {
 	t.Helper()
 	ctx := context.Background()
-	out, err := s.sqs.Client().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, VisibilityTimeout: 30, WaitTimeSeconds: 1})
+	out, err := s.SQS.Client().ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10, VisibilityTimeout: 30, WaitTimeSeconds: 1})
 	if err != nil {
 		t.Fatalf("ReceiveMessage: %v", err)
 	}
 	var bodies []string
 	for _, m := range out.Messages {
 		bodies = append(bodies, aws.ToString(m.Body))
-		if _, err := s.sqs.Client().ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
+		if _, err := s.SQS.Client().ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return bodies
 }
 
-func regionOf(arn string) string { return strings.Split(arn, ":")[3] }
-
 // createKeyEvent is a CreateKey event as EventBridge delivers it, for the
 // key keyARN, created by userARN.
 func createKeyEvent(eventID, keyARN string) []byte {
-	region := regionOf(keyARN)
+	region := localawstest.RegionOf(keyARN)
 	keyID := keyARN[strings.LastIndex(keyARN, "/")+1:]
 	ev := map[string]any{
 		"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-" + eventID[len(eventID)-12:], "detail-type": "AWS API Call via CloudTrail",
@@ -369,11 +301,11 @@ const (
 func TestRedriveThreeShapes(t *testing.T) {
 	s := startStack(t)
 	ctx := context.Background()
-	kmsEast := s.kms.Client("us-east-1")
+	kmsEast := s.KMS.Client("us-east-1")
 
 	// 1. The handler's own record: the key is pending deletion when the
 	// function runs, so it dead-letters the event.
-	pending := s.createKey(t, "us-east-1")
+	pending := s.CreateKey(t, "us-east-1")
 	if _, err := kmsEast.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
@@ -383,30 +315,30 @@ func TestRedriveThreeShapes(t *testing.T) {
 
 	// 2. Lambda's on-failure record: the function's role may not tag keys in
 	// eu-west-1, the function fails every attempt and Lambda gives up.
-	denied := s.createKey(t, "eu-west-1")
-	s.kms.Router().SetIntercept(localaws.FailFirst("eu-west-1", localaws.KMSTarget("TagResource"), -1, localaws.AccessDeniedFault))
+	denied := s.CreateKey(t, "eu-west-1")
+	s.KMS.Router().SetIntercept(localaws.FailFirst("eu-west-1", localaws.KMSTarget("TagResource"), -1, localaws.AccessDeniedFault))
 	deniedEvent := createKeyEvent(evDenied, denied)
 	res, handlerErr := s.redriver.Handle(invocation(t), deniedEvent)
 	if handlerErr == nil || res.ErrorCode != "AccessDeniedException" {
 		t.Fatalf("handler without a queue on a denied key: got %s %s, %v; want an AccessDeniedException error", res.Outcome, res.ErrorCode, handlerErr)
 	}
-	s.send(t, s.queueURL, lambdaDestination(t, deniedEvent, handlerErr), nil)
+	s.send(t, s.QueueURL, lambdaDestination(t, deniedEvent, handlerErr), nil)
 
 	// 3. An event EventBridge could not deliver.
-	undelivered := s.createKey(t, "us-east-1")
-	s.sendUndelivered(t, s.queueURL, createKeyEvent(evNoPerm, undelivered))
+	undelivered := s.CreateKey(t, "us-east-1")
+	s.sendUndelivered(t, s.QueueURL, createKeyEvent(evNoPerm, undelivered))
 
 	// A record of an event that was not JSON: it can never succeed.
 	if res, err := s.function.Handle(invocation(t), []byte(`{"version":`)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
 		t.Fatalf("function on text: got %s, %v; want dead-lettered", res.Outcome, err)
 	}
 	// And a message of no known shape.
-	s.send(t, s.queueURL, "please tag key 1234", nil)
-	s.waitCounts(t, s.queueURL, 5, 0)
+	s.send(t, s.QueueURL, "please tag key 1234", nil)
+	s.waitCounts(t, s.QueueURL, 5, 0)
 
 	t.Run("dry run touches nothing", func(t *testing.T) {
-		calls := s.kms.Router().Count(localaws.AnyRegion, localaws.AnyTarget)
-		rep, err := redrive.Run(ctx, s.sqs.Client(), s.redriver, redrive.Options{QueueURL: s.queueURL, DryRun: true, Logger: s.log})
+		calls := s.KMS.Router().Count(localaws.AnyRegion, localaws.AnyTarget)
+		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, DryRun: true, Logger: s.log})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -420,21 +352,21 @@ func TestRedriveThreeShapes(t *testing.T) {
 			rowText:    {outcome: redrive.OutcomeStillFailing, code: "MalformedEvent", reason: "not JSON", originalError: []string{"MalformedEvent"}},
 			rowUnknown: {outcome: redrive.OutcomeUnrecognized, reason: "the body is not JSON"},
 		})
-		if got := s.kms.Router().Count(localaws.AnyRegion, localaws.AnyTarget); got != calls {
+		if got := s.KMS.Router().Count(localaws.AnyRegion, localaws.AnyTarget); got != calls {
 			t.Errorf("KMS calls during a dry run: got %d, want 0", got-calls)
 		}
 		want := redrive.Summary{Messages: 5, WouldRedrive: 3, StillFailing: 1, Unrecognized: 1, Remaining: 5}
 		if rep.Summary != want {
 			t.Errorf("summary: got %+v, want %+v", rep.Summary, want)
 		}
-		s.waitCounts(t, s.queueURL, 5, 0)
+		s.waitCounts(t, s.QueueURL, 5, 0)
 	})
 
 	t.Run("a message received twice is processed once", func(t *testing.T) {
 		// With a 1s visibility and a 2s wait, the stand-in hands out every
 		// message a second time within the run.
-		rep, err := redrive.Run(ctx, s.sqs.Client(), s.redriver, redrive.Options{
-			QueueURL: s.queueURL, DryRun: true, VisibilityTimeout: time.Second, WaitTime: 2 * time.Second, Logger: s.log,
+		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{
+			QueueURL: s.QueueURL, DryRun: true, VisibilityTimeout: time.Second, WaitTime: 2 * time.Second, Logger: s.log,
 		})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -442,11 +374,11 @@ func TestRedriveThreeShapes(t *testing.T) {
 		if n := len(byKey(rep.Rows)); len(rep.Rows) != 5 || n != 5 {
 			t.Errorf("rows: got %d (%d distinct), want 5", len(rep.Rows), n)
 		}
-		s.waitCounts(t, s.queueURL, 5, 0)
+		s.waitCounts(t, s.QueueURL, 5, 0)
 	})
 
 	t.Run("before the fixes only the undelivered event is tagged", func(t *testing.T) {
-		rep, err := redrive.Run(ctx, s.sqs.Client(), s.redriver, redrive.Options{QueueURL: s.queueURL, Logger: s.log})
+		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -464,7 +396,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 		}
 		s.wantGovernanceTags(t, undelivered, evNoPerm)
 		// Four left, all visible again, and no second copy of a failure.
-		s.waitCounts(t, s.queueURL, 4, 0)
+		s.waitCounts(t, s.QueueURL, 4, 0)
 	})
 
 	t.Run("after the fixes the rest is tagged, one message at a time first", func(t *testing.T) {
@@ -484,16 +416,16 @@ func TestRedriveThreeShapes(t *testing.T) {
 			t.Fatalf("key state after CancelKeyDeletion: got %s, want Disabled", desc.KeyMetadata.KeyState)
 		}
 		// The permission is fixed.
-		s.kms.Router().SetIntercept(nil)
+		s.KMS.Router().SetIntercept(nil)
 
-		one, err := redrive.Run(ctx, s.sqs.Client(), s.redriver, redrive.Options{QueueURL: s.queueURL, Max: 1, Logger: s.log})
+		one, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Max: 1, Logger: s.log})
 		if err != nil {
 			t.Fatalf("Run --max 1: %v", err)
 		}
 		if len(one.Rows) != 1 || one.Summary.Messages != 1 {
 			t.Fatalf("--max 1: got %d rows (summary %+v), want 1", len(one.Rows), one.Summary)
 		}
-		rest, err := redrive.Run(ctx, s.sqs.Client(), s.redriver, redrive.Options{QueueURL: s.queueURL, Logger: s.log})
+		rest, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -521,8 +453,8 @@ func TestRedriveThreeShapes(t *testing.T) {
 		})
 		s.wantGovernanceTags(t, pending, evPending)
 		s.wantGovernanceTags(t, denied, evDenied)
-		s.waitCounts(t, s.queueURL, 2, 0)
-		left := s.bodies(t, s.queueURL)
+		s.waitCounts(t, s.QueueURL, 2, 0)
+		left := s.bodies(t, s.QueueURL)
 		if len(left) != 2 {
 			t.Fatalf("messages left: got %d, want 2: %q", len(left), left)
 		}
@@ -553,14 +485,14 @@ func (c *cancelAfterFirst) Handle(ctx context.Context, raw json.RawMessage) (tag
 
 func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 	s := startStack(t)
-	queueURL, err := s.sqs.CreateQueue(context.Background(), "interrupted")
+	queueURL, err := s.SQS.CreateQueue(context.Background(), "interrupted")
 	if err != nil {
 		t.Fatal(err)
 	}
 	keys := map[string]string{}
 	for i := range 3 {
 		id := "22222222-aaaa-4bbb-8ccc-00000000000" + strconv.Itoa(i)
-		keys[id] = s.createKey(t, "us-east-1")
+		keys[id] = s.CreateKey(t, "us-east-1")
 		s.sendUndelivered(t, queueURL, createKeyEvent(id, keys[id]))
 	}
 	s.waitCounts(t, queueURL, 3, 0)
@@ -568,7 +500,7 @@ func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h := &cancelAfterFirst{h: s.redriver, cancel: cancel}
-	rep, err := redrive.Run(ctx, s.sqs.Client(), h, redrive.Options{QueueURL: queueURL, Logger: s.log})
+	rep, err := redrive.Run(ctx, s.SQS.Client(), h, redrive.Options{QueueURL: queueURL, Logger: s.log})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: got error %v, want context.Canceled", err)
 	}
@@ -583,7 +515,7 @@ func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 	// before the delete; the others are visible again at once.
 	s.waitCounts(t, queueURL, 2, 0)
 
-	again, err := redrive.Run(context.Background(), s.sqs.Client(), s.redriver, redrive.Options{QueueURL: queueURL, Logger: s.log})
+	again, err := redrive.Run(context.Background(), s.SQS.Client(), s.redriver, redrive.Options{QueueURL: queueURL, Logger: s.log})
 	if err != nil {
 		t.Fatalf("Run again: %v", err)
 	}

@@ -22,12 +22,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -293,41 +293,7 @@ func (w *world) createKey(t *testing.T, account, region string) string {
 
 func (w *world) keyTags(t *testing.T, keyARN string) map[string]string {
 	t.Helper()
-	parts := strings.Split(keyARN, ":")
-	out, err := w.stand(parts[4]).Client(parts[3]).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		t.Fatalf("ListResourceTags %s: %v", keyARN, err)
-	}
-	m := map[string]string{}
-	for _, tag := range out.Tags {
-		m[aws.ToString(tag.TagKey)] = aws.ToString(tag.TagValue)
-	}
-	return m
-}
-
-// deadLetters drains queueURL.
-func (w *world) deadLetters(t *testing.T, queueURL string) []tagger.DeadLetter {
-	t.Helper()
-	var out []tagger.DeadLetter
-	for {
-		res, err := w.sqs.Client().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 10})
-		if err != nil {
-			t.Fatalf("ReceiveMessage: %v", err)
-		}
-		if len(res.Messages) == 0 {
-			return out
-		}
-		for _, m := range res.Messages {
-			var d tagger.DeadLetter
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &d); err != nil {
-				t.Fatalf("dead letter is not a record: %v", err)
-			}
-			out = append(out, d)
-			if _, err := w.sqs.Client().DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: m.ReceiptHandle}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	return localawstest.KeyTags(t, w.stand(strings.Split(keyARN, ":")[4]), keyARN)
 }
 
 // memberKeyEvent is a CreateKey event as EventBridge delivers it to the central
@@ -569,11 +535,11 @@ func TestAccountKMS(t *testing.T) {
 		if res.Attempts != 1 {
 			t.Errorf("attempts: got %d, want 1 (access denied is not retried)", res.Attempts)
 		}
-		letters := w.deadLetters(t, r.queueURL)
+		letters := localawstest.DrainDeadLetters(t, w.sqs, r.queueURL)
 		if len(letters) != 1 {
 			t.Fatalf("dead letters: got %d, want 1", len(letters))
 		}
-		d := letters[0]
+		d := letters[0].Record
 		t.Logf("dead letter error: %+v", d.Error)
 		if d.Account != memberAccount || d.KeyARN != key || d.Error.Code != tagger.CodeAssumeRoleFailed || d.Error.Class != "permanent" {
 			t.Errorf("record: got account %s key %s error %+v, want %s %s %s permanent", d.Account, d.KeyARN, d.Error, memberAccount, key, tagger.CodeAssumeRoleFailed)
@@ -610,7 +576,7 @@ func TestAccountKMS(t *testing.T) {
 		if got := len(r.sts.callsOf("AssumeRole")); got != 3 {
 			t.Errorf("AssumeRole calls: got %d, want 3 (one per attempt of the KMS retryer)", got)
 		}
-		if letters := w.deadLetters(t, r.queueURL); len(letters) != 0 {
+		if letters := localawstest.DrainDeadLetters(t, w.sqs, r.queueURL); len(letters) != 0 {
 			t.Errorf("dead letters: got %d, want 0", len(letters))
 		}
 	})
@@ -622,13 +588,13 @@ func TestAccountKMS(t *testing.T) {
 		if res.Outcome != tagger.OutcomeDeadLettered || res.ErrorCode != tagger.CodeCrossAccountOff {
 			t.Fatalf("got %s %s (%s), want dead-lettered %s", res.Outcome, res.ErrorCode, res.Reason, tagger.CodeCrossAccountOff)
 		}
-		letters := w.deadLetters(t, r.queueURL)
+		letters := localawstest.DrainDeadLetters(t, w.sqs, r.queueURL)
 		if len(letters) != 1 {
 			t.Fatalf("dead letters: got %d, want 1", len(letters))
 		}
 		for _, want := range []string{memberAccount, homeAccount, "cross-account tagging is off"} {
-			if !strings.Contains(letters[0].Error.Message, want) {
-				t.Errorf("dead letter message %q does not contain %q", letters[0].Error.Message, want)
+			if !strings.Contains(letters[0].Record.Error.Message, want) {
+				t.Errorf("dead letter message %q does not contain %q", letters[0].Record.Error.Message, want)
 			}
 		}
 		if n := len(r.sts.callsOf("GetCallerIdentity")) + len(r.sts.callsOf("AssumeRole")); n != 0 {
