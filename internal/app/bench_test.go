@@ -55,7 +55,7 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 	bare := kms.NewFromConfig(awsCfg)
 
 	key := s.CreateKey(b, "us-east-1")
-	event := createKeyEvent("be7c0000-0000-4000-8000-000000000001", key, nil)
+	event := localawstest.CreateKeyEvent("be7c0000-0000-4000-8000-000000000001", key, nil)
 
 	runHandler := func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second) // as Lambda gives it

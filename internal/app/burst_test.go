@@ -121,7 +121,7 @@ func runBurst(t *testing.T, rateLimit string, allTagged bool) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				results[i] = invoke(h, createKeyEvent(eventID(i), keys[i], nil), timeout, fmt.Sprintf("burst-%d-%d", w, i))
+				results[i] = invoke(h, localawstest.CreateKeyEvent(eventID(i), keys[i], nil), timeout, fmt.Sprintf("burst-%d-%d", w, i))
 			}
 		}()
 	}

@@ -291,7 +291,7 @@ func TestFaultInjection(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				event := createKeyEvent(eventID(i), keys[i], nil)
+				event := localawstest.CreateKeyEvent(eventID(i), keys[i], nil)
 				for try := 0; try <= retries; try++ {
 					inv := invoke(h, event, timeout, fmt.Sprintf("req-%d-%d-%d", w, i, try))
 					history[i] = append(history[i], inv)

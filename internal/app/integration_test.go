@@ -7,7 +7,6 @@ import (
 	"maps"
 	"os"
 	"reflect"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -61,70 +60,9 @@ func lambdacontextWithRequestID(ctx context.Context, id string) context.Context 
 }
 
 const (
-	userARN   = "arn:aws:iam::111122223333:user/alice"
-	eventTime = "2024-01-09T18:52:34Z"
+	userARN   = localawstest.UserARN
+	eventTime = localawstest.EventTime
 )
-
-// createKeyEvent is a CreateKey event as EventBridge delivers it, for the
-// key keyARN, created by userARN with the request tags given.
-func createKeyEvent(eventID, keyARN string, requestTags map[string]string) []byte {
-	region := localawstest.RegionOf(keyARN)
-	keyID := keyARN[strings.LastIndex(keyARN, "/")+1:]
-	var tags []map[string]string
-	for k, v := range requestTags {
-		tags = append(tags, map[string]string{"tagKey": k, "tagValue": v})
-	}
-	sort.Slice(tags, func(i, j int) bool { return tags[i]["tagKey"] < tags[j]["tagKey"] })
-	ev := map[string]any{
-		"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-bf3703467718", "detail-type": "AWS API Call via CloudTrail",
-		"source": "aws.kms", "account": "111122223333", "time": eventTime, "region": region, "resources": []string{},
-		"detail": map[string]any{
-			"eventVersion": "1.09",
-			"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": userARN, "accountId": "111122223333", "userName": "alice"},
-			"eventTime":    eventTime, "eventSource": "kms.amazonaws.com", "eventName": "CreateKey", "awsRegion": region,
-			"sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2.15.0",
-			"requestParameters": map[string]any{"keySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS", "tags": tags},
-			"responseElements": map[string]any{"keyMetadata": map[string]any{
-				"AWSAccountId": "111122223333", "keyId": keyID, "arn": keyARN, "creationDate": "Jan 9, 2024, 6:52:34 PM",
-				"enabled": true, "keyUsage": "ENCRYPT_DECRYPT", "keyState": "Enabled", "origin": "AWS_KMS", "keyManager": "CUSTOMER",
-				"keySpec": "SYMMETRIC_DEFAULT", "multiRegion": false,
-			}},
-			"requestID": "e0b4ad8e-6a1f-4a55-9b1b-7b0c1c8e9f10", "eventID": eventID, "readOnly": false,
-			"eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": "111122223333", "eventCategory": "Management",
-		},
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-// replicateKeyEvent is a ReplicateKey event: logged in the primary's region,
-// the replica in replicaARN's region.
-func replicateKeyEvent(eventID, primaryARN, replicaARN string) []byte {
-	primaryRegion := localawstest.RegionOf(primaryARN)
-	replicaRegion := localawstest.RegionOf(replicaARN)
-	ev := map[string]any{
-		"version": "0", "id": "0c1d2e3f-4a5b-6c7d-8e9f-0a1b2c3d4e5f", "detail-type": "AWS API Call via CloudTrail",
-		"source": "aws.kms", "account": "111122223333", "time": eventTime, "region": primaryRegion, "resources": []string{},
-		"detail": map[string]any{
-			"eventVersion": "1.09",
-			"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": userARN, "accountId": "111122223333", "userName": "alice"},
-			"eventTime":    eventTime, "eventSource": "kms.amazonaws.com", "eventName": "ReplicateKey", "awsRegion": primaryRegion,
-			"requestParameters": map[string]any{"keyId": primaryARN, "replicaRegion": replicaRegion},
-			"responseElements": map[string]any{"replicaKeyMetadata": map[string]any{
-				"AWSAccountId": "111122223333", "keyId": replicaARN[strings.LastIndex(replicaARN, "/")+1:], "arn": replicaARN,
-				"keyManager": "CUSTOMER", "keyState": "Enabled", "origin": "AWS_KMS", "multiRegion": true,
-				"multiRegionConfiguration": map[string]any{"multiRegionKeyType": "REPLICA", "primaryKey": map[string]any{"arn": primaryARN, "region": primaryRegion}},
-			}},
-			"eventID": eventID, "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
-			"recipientAccountId": "111122223333", "eventCategory": "Management",
-		},
-	}
-	b, _ := json.Marshal(ev)
-	return b
-}
 
 func lambdaContext(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
@@ -136,7 +74,7 @@ func lambdaContext(t *testing.T, timeout time.Duration) context.Context {
 func TestTagsNewKey(t *testing.T) {
 	s := startStack(t, nil)
 	key := s.CreateKey(t, "us-east-1")
-	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000001", key, map[string]string{"Project": "apollo"}))
+	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), localawstest.CreateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000001", key, map[string]string{"Project": "apollo"}))
 	if err != nil {
 		t.Fatalf("Handle: %v", err)
 	}
@@ -169,7 +107,7 @@ func TestSpoofedGovernanceTagIsCorrectedOthersUntouched(t *testing.T) {
 	key := s.CreateKey(t, "us-east-1")
 	// What CreateKey with Tags would have left on the key.
 	s.TagKey(t, key, map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/someone-else", "Project": "apollo"})
-	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000002", key,
+	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), localawstest.CreateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000002", key,
 		map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/someone-else", "Project": "apollo"}))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)
@@ -187,7 +125,7 @@ func TestReplicaTaggedInItsOwnRegion(t *testing.T) {
 	s := startStack(t, nil)
 	primary := s.CreateKey(t, "us-east-1")
 	replica := s.CreateKey(t, "eu-west-1") // local-kms has no ReplicateKey: a key in the replica region stands in
-	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), replicateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000003", primary, replica))
+	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), localawstest.ReplicateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000003", primary, replica))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)
 	}
@@ -212,7 +150,7 @@ func TestPendingDeletionIsDeadLettered(t *testing.T) {
 	if _, err := s.KMS.Client("us-east-1").ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(key), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
-	event := createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000004", key, nil)
+	event := localawstest.CreateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000004", key, nil)
 	ctx := lambdacontextWithRequestID(lambdaContext(t, 10*time.Second), "req-123")
 	res, err := s.handler.Handle(ctx, event)
 	if err != nil {
@@ -248,7 +186,7 @@ func TestInternalErrorsRetriedThenTagged(t *testing.T) {
 	s := startStack(t, nil)
 	key := s.CreateKey(t, "us-east-1")
 	s.KMS.Router().SetIntercept(localaws.FailFirst("us-east-1", localaws.KMSTarget("TagResource"), 2, localaws.InternalFault))
-	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000005", key, nil))
+	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), localawstest.CreateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000005", key, nil))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)
 	}
@@ -267,7 +205,7 @@ func TestInternalErrorsForeverReturnErrorInsideDeadline(t *testing.T) {
 	const timeout = 4 * time.Second
 	ctx := lambdaContext(t, timeout)
 	deadline, _ := ctx.Deadline()
-	res, err := s.handler.Handle(ctx, createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000006", key, nil))
+	res, err := s.handler.Handle(ctx, localawstest.CreateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000006", key, nil))
 	if err == nil {
 		t.Fatalf("got outcome %s and no error, want an error for Lambda to retry", res.Outcome)
 	}
@@ -289,7 +227,7 @@ func TestDeadLetterQueueDownReturnsError(t *testing.T) {
 	if err := s.SQS.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), createKeyEvent("11111111-aaaa-4bbb-8ccc-000000000007", key, nil))
+	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), localawstest.CreateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000007", key, nil))
 	if err == nil || res.Outcome != tagger.OutcomeError {
 		t.Fatalf("got %s, %v; want an error: the event must not be lost", res.Outcome, err)
 	}

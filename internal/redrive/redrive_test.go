@@ -27,8 +27,8 @@ import (
 )
 
 const (
-	userARN   = "arn:aws:iam::111122223333:user/alice"
-	eventTime = "2024-01-09T18:52:34Z"
+	userARN   = localawstest.UserARN
+	eventTime = localawstest.EventTime
 	ruleARN   = "arn:aws:events:us-east-1:111122223333:rule/kms-autotagger-KeyCreatedRule"
 	fnARN     = "arn:aws:lambda:us-east-1:111122223333:function:kms-autotagger"
 )
@@ -193,37 +193,6 @@ func (s *stack) bodies(t *testing.T, queueURL string) []string {
 	}
 	return bodies
 }
-
-// createKeyEvent is a CreateKey event as EventBridge delivers it, for the
-// key keyARN, created by userARN.
-func createKeyEvent(eventID, keyARN string) []byte {
-	region := localawstest.RegionOf(keyARN)
-	keyID := keyARN[strings.LastIndex(keyARN, "/")+1:]
-	ev := map[string]any{
-		"version": "0", "id": "6a7e8feb-b491-4cf7-a9f1-" + eventID[len(eventID)-12:], "detail-type": "AWS API Call via CloudTrail",
-		"source": "aws.kms", "account": "111122223333", "time": eventTime, "region": region, "resources": []string{},
-		"detail": map[string]any{
-			"eventVersion": "1.09",
-			"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": userARN, "accountId": "111122223333", "userName": "alice"},
-			"eventTime":    eventTime, "eventSource": "kms.amazonaws.com", "eventName": "CreateKey", "awsRegion": region,
-			"sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2.15.0",
-			"requestParameters": map[string]any{"keySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS"},
-			"responseElements": map[string]any{"keyMetadata": map[string]any{
-				"AWSAccountId": "111122223333", "keyId": keyID, "arn": keyARN, "creationDate": "Jan 9, 2024, 6:52:34 PM",
-				"enabled": true, "keyUsage": "ENCRYPT_DECRYPT", "keyState": "Enabled", "origin": "AWS_KMS", "keyManager": "CUSTOMER",
-				"keySpec": "SYMMETRIC_DEFAULT", "multiRegion": false,
-			}},
-			"requestID": "e0b4ad8e-6a1f-4a55-9b1b-7b0c1c8e9f10", "eventID": eventID, "readOnly": false,
-			"eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": "111122223333", "eventCategory": "Management",
-		},
-	}
-	b, err := json.Marshal(ev)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
 func invocation(t *testing.T) context.Context {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -309,7 +278,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 	if _, err := kmsEast.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := s.function.Handle(invocation(t), createKeyEvent(evPending, pending)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
+	if res, err := s.function.Handle(invocation(t), localawstest.CreateKeyEvent(evPending, pending, nil)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
 		t.Fatalf("function on a key pending deletion: got %s, %v; want dead-lettered", res.Outcome, err)
 	}
 
@@ -317,7 +286,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 	// eu-west-1, the function fails every attempt and Lambda gives up.
 	denied := s.CreateKey(t, "eu-west-1")
 	s.KMS.Router().SetIntercept(localaws.FailFirst("eu-west-1", localaws.KMSTarget("TagResource"), -1, localaws.AccessDeniedFault))
-	deniedEvent := createKeyEvent(evDenied, denied)
+	deniedEvent := localawstest.CreateKeyEvent(evDenied, denied, nil)
 	res, handlerErr := s.redriver.Handle(invocation(t), deniedEvent)
 	if handlerErr == nil || res.ErrorCode != "AccessDeniedException" {
 		t.Fatalf("handler without a queue on a denied key: got %s %s, %v; want an AccessDeniedException error", res.Outcome, res.ErrorCode, handlerErr)
@@ -326,7 +295,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 
 	// 3. An event EventBridge could not deliver.
 	undelivered := s.CreateKey(t, "us-east-1")
-	s.sendUndelivered(t, s.QueueURL, createKeyEvent(evNoPerm, undelivered))
+	s.sendUndelivered(t, s.QueueURL, localawstest.CreateKeyEvent(evNoPerm, undelivered, nil))
 
 	// A record of an event that was not JSON: it can never succeed.
 	if res, err := s.function.Handle(invocation(t), []byte(`{"version":`)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
@@ -493,7 +462,7 @@ func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 	for i := range 3 {
 		id := "22222222-aaaa-4bbb-8ccc-00000000000" + strconv.Itoa(i)
 		keys[id] = s.CreateKey(t, "us-east-1")
-		s.sendUndelivered(t, queueURL, createKeyEvent(id, keys[id]))
+		s.sendUndelivered(t, queueURL, localawstest.CreateKeyEvent(id, keys[id], nil))
 	}
 	s.waitCounts(t, queueURL, 3, 0)
 

@@ -1,0 +1,84 @@
+package localawstest
+
+import (
+	"encoding/json"
+	"sort"
+	"strings"
+)
+
+// The principal and time of the events CreateKeyEvent and ReplicateKeyEvent
+// make.
+const (
+	UserARN   = "arn:aws:iam::111122223333:user/alice"
+	EventTime = "2024-01-09T18:52:34Z"
+)
+
+// CreateKeyEvent is a CreateKey event as EventBridge delivers it, for the
+// key keyARN, created by UserARN with the request tags given.
+func CreateKeyEvent(eventID, keyARN string, requestTags map[string]string) []byte {
+	region := RegionOf(keyARN)
+	keyID := keyARN[strings.LastIndex(keyARN, "/")+1:]
+	var tags []map[string]string
+	for k, v := range requestTags {
+		tags = append(tags, map[string]string{"tagKey": k, "tagValue": v})
+	}
+	sort.Slice(tags, func(i, j int) bool { return tags[i]["tagKey"] < tags[j]["tagKey"] })
+	ev := map[string]any{
+		"version": "0", "id": envelopeID(eventID), "detail-type": "AWS API Call via CloudTrail",
+		"source": "aws.kms", "account": "111122223333", "time": EventTime, "region": region, "resources": []string{},
+		"detail": map[string]any{
+			"eventVersion": "1.09",
+			"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": UserARN, "accountId": "111122223333", "userName": "alice"},
+			"eventTime":    EventTime, "eventSource": "kms.amazonaws.com", "eventName": "CreateKey", "awsRegion": region,
+			"sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2.15.0",
+			"requestParameters": map[string]any{"keySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS", "tags": tags},
+			"responseElements": map[string]any{"keyMetadata": map[string]any{
+				"AWSAccountId": "111122223333", "keyId": keyID, "arn": keyARN, "creationDate": "Jan 9, 2024, 6:52:34 PM",
+				"enabled": true, "keyUsage": "ENCRYPT_DECRYPT", "keyState": "Enabled", "origin": "AWS_KMS", "keyManager": "CUSTOMER",
+				"keySpec": "SYMMETRIC_DEFAULT", "multiRegion": false,
+			}},
+			"requestID": "e0b4ad8e-6a1f-4a55-9b1b-7b0c1c8e9f10", "eventID": eventID, "readOnly": false,
+			"eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": "111122223333", "eventCategory": "Management",
+		},
+	}
+	b, err := json.Marshal(ev)
+	if err != nil {
+		panic(err)
+	}
+	return b
+}
+
+// ReplicateKeyEvent is a ReplicateKey event: logged in the primary's region,
+// the replica in replicaARN's region.
+func ReplicateKeyEvent(eventID, primaryARN, replicaARN string) []byte {
+	primaryRegion := RegionOf(primaryARN)
+	replicaRegion := RegionOf(replicaARN)
+	ev := map[string]any{
+		"version": "0", "id": envelopeID(eventID), "detail-type": "AWS API Call via CloudTrail",
+		"source": "aws.kms", "account": "111122223333", "time": EventTime, "region": primaryRegion, "resources": []string{},
+		"detail": map[string]any{
+			"eventVersion": "1.09",
+			"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": UserARN, "accountId": "111122223333", "userName": "alice"},
+			"eventTime":    EventTime, "eventSource": "kms.amazonaws.com", "eventName": "ReplicateKey", "awsRegion": primaryRegion,
+			"requestParameters": map[string]any{"keyId": primaryARN, "replicaRegion": replicaRegion},
+			"responseElements": map[string]any{"replicaKeyMetadata": map[string]any{
+				"AWSAccountId": "111122223333", "keyId": replicaARN[strings.LastIndex(replicaARN, "/")+1:], "arn": replicaARN,
+				"keyManager": "CUSTOMER", "keyState": "Enabled", "origin": "AWS_KMS", "multiRegion": true,
+				"multiRegionConfiguration": map[string]any{"multiRegionKeyType": "REPLICA", "primaryKey": map[string]any{"arn": primaryARN, "region": primaryRegion}},
+			}},
+			"eventID": eventID, "readOnly": false, "eventType": "AwsApiCall", "managementEvent": true,
+			"recipientAccountId": "111122223333", "eventCategory": "Management",
+		},
+	}
+	b, _ := json.Marshal(ev)
+	return b
+}
+
+// envelopeID is an EventBridge event id for the CloudTrail eventID: the
+// same for the same event, different for different ones.
+func envelopeID(eventID string) string {
+	if len(eventID) < 12 {
+		return "6a7e8feb-b491-4cf7-a9f1-" + strings.Repeat("0", 12-len(eventID)) + eventID
+	}
+	return "6a7e8feb-b491-4cf7-a9f1-" + eventID[len(eventID)-12:]
+}
