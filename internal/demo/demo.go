@@ -132,8 +132,11 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	report := &Report{}
 	for _, s := range samples {
 		row := Row{Event: s.name}
-		if s.dec.Key != nil {
+		switch {
+		case s.dec.Key != nil:
 			row.KeyARN = s.dec.Key.KeyARN
+		case s.dec.Change != nil:
+			row.KeyARN = s.dec.Change.KeyARN
 		}
 		status, body, err := rie.Invoke(ctx, s.raw)
 		if err != nil {

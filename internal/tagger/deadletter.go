@@ -66,9 +66,14 @@ type DeadLetter struct {
 
 // DeadLetterError says why the event failed.
 type DeadLetterError struct {
-	Code    string `json:"code"`
+	// Code is the AWS error code, or one of this package's codes.
+	Code string `json:"code"`
+	// Message is the short reason: the API's own message where there is one.
 	Message string `json:"message"`
-	Class   string `json:"class"`
+	// Detail is the whole error, with the context of every step.
+	Detail string `json:"detail,omitempty"`
+	// Class is "permanent".
+	Class string `json:"class"`
 }
 
 // DeadLetterQueue sends DeadLetter records to an SQS queue.

@@ -250,7 +250,7 @@ func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Resul
 		Region:    res.Region,
 		Account:   res.Account,
 		Tags:      res.Tags,
-		Error:     DeadLetterError{Code: code, Message: cause.Error(), Class: class.String()},
+		Error:     DeadLetterError{Code: code, Message: res.Reason, Detail: cause.Error(), Class: class.String()},
 		Attempts:  res.Attempts,
 	}
 	if lc, ok := lambdacontext.FromContext(ctx); ok {
@@ -274,6 +274,9 @@ func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Resul
 func reason(code string, err error) string {
 	var apiErr smithy.APIError
 	if errors.As(err, &apiErr) && apiErr.ErrorMessage() != "" {
+		if apiCode := apiErr.ErrorCode(); apiCode != code {
+			code += " (" + apiCode + ")" // e.g. AssumeRoleFailed (AccessDenied)
+		}
 		return code + ": " + apiErr.ErrorMessage()
 	}
 	return err.Error()
