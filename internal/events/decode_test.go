@@ -556,8 +556,8 @@ func TestKeyMetadataAccountSpelling(t *testing.T) {
 				t.Fatalf("unmarshal: %v", err)
 			}
 			md := env.Detail.ResponseElements.KeyMetadata
-			if md.AWSAccountID != tc.wantAccount {
-				t.Errorf("AWSAccountID: got %q, want %q", md.AWSAccountID, tc.wantAccount)
+			if md.Account() != tc.wantAccount {
+				t.Errorf("Account(): got %q, want %q", md.Account(), tc.wantAccount)
 			}
 			if md.CreationDate != tc.wantCreationDate {
 				t.Errorf("CreationDate: got %q, want %q", md.CreationDate, tc.wantCreationDate)

@@ -98,8 +98,13 @@ type Resource struct {
 //
 // Older records spell the account field aWSAccountId; both are accepted.
 type KeyMetadata struct {
-	// AWSAccountID is the account that owns the key.
+	// AWSAccountID is the account that owns the key, as newer records
+	// spell the field; Account reads either spelling.
 	AWSAccountID string `json:"AWSAccountId"`
+	// OldAWSAccountID is the same field as older records spell it. The two
+	// names differ only in case, so encoding/json gives each its exact
+	// match, in the one pass that reads the record.
+	OldAWSAccountID string `json:"aWSAccountId"`
 	// KeyID is the key id, e.g. a UUID or mrk-... for a multi-Region key.
 	KeyID string `json:"keyId"`
 	// ARN is the key ARN.
@@ -125,22 +130,12 @@ type KeyMetadata struct {
 	MultiRegionConfiguration MultiRegionConfiguration `json:"multiRegionConfiguration"`
 }
 
-// UnmarshalJSON reads KeyMetadata accepting both AWSAccountId and the older
-// aWSAccountId spelling of the account field.
-func (m *KeyMetadata) UnmarshalJSON(data []byte) error {
-	type plain KeyMetadata
-	var v struct {
-		plain
-		OldAWSAccountID string `json:"aWSAccountId"`
+// Account returns the account field, in whichever spelling the record used.
+func (m *KeyMetadata) Account() string {
+	if m.AWSAccountID != "" {
+		return m.AWSAccountID
 	}
-	if err := json.Unmarshal(data, &v); err != nil {
-		return err
-	}
-	*m = KeyMetadata(v.plain)
-	if m.AWSAccountID == "" {
-		m.AWSAccountID = v.OldAWSAccountID
-	}
-	return nil
+	return m.OldAWSAccountID
 }
 
 // MultiRegionConfiguration is the KMS MultiRegionConfiguration structure:
@@ -271,8 +266,8 @@ func (r *Record) newKeyEvent(arnField, keyARN string, md *KeyMetadata) (*KeyEven
 	if md.KeyID != "" && md.KeyID != keyID {
 		return nil, r.malformed(parent+".keyId", fmt.Sprintf("%q is not the key id %q of the key ARN", md.KeyID, keyID))
 	}
-	if md.AWSAccountID != "" && md.AWSAccountID != a.AccountID {
-		return nil, r.malformed(parent+".AWSAccountId", fmt.Sprintf("%q is not the account %q of the key ARN", md.AWSAccountID, a.AccountID))
+	if acct := md.Account(); acct != "" && acct != a.AccountID {
+		return nil, r.malformed(parent+".AWSAccountId", fmt.Sprintf("%q is not the account %q of the key ARN", acct, a.AccountID))
 	}
 	ke.KeyManager = md.KeyManager
 	ke.Origin = md.Origin
