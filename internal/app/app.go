@@ -56,7 +56,7 @@ func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagg
 		h.DeadLetters = &tagger.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}
 	}
 	if cfg.TamperRepair {
-		h.Tamper = tagger.TamperRepair{Creations: history.NewFinder(awsCfg, withRetryer), SelfRoleARN: cfg.TaggerRoleARN}
+		h.Tamper = tagger.TamperRepair{Creations: history.NewFinder(awsCfg, tagger.NewRegionalKMS(awsCfg, withRetryer)), SelfRoleARN: cfg.TaggerRoleARN}
 	}
 	if h.Metrics, err = NewMetrics(os.Stdout, cfg); err != nil {
 		return nil, err

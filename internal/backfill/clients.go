@@ -2,12 +2,12 @@ package backfill
 
 import (
 	"context"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/regional"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -46,21 +46,13 @@ func NewClients(cfg aws.Config, retry tagger.RetryOptions) ClientsFunc {
 	retry.NotFoundAttempts = 1
 	retryer := tagger.NewRetryer(retry)
 	keys := tagger.NewRegionalKMS(cfg, func(o *kms.Options) { o.Retryer = retryer })
-	var (
-		mu     sync.Mutex
-		trails = make(map[string]*cloudtrail.Client)
-	)
+	trails := regional.New(func(region string) *cloudtrail.Client {
+		return cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
+			o.Region = region
+			o.Retryer = retryer
+		})
+	})
 	return func(region string) (LookupAPI, KeyAPI) {
-		mu.Lock()
-		defer mu.Unlock()
-		c, ok := trails[region]
-		if !ok {
-			c = cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
-				o.Region = region
-				o.Retryer = retryer
-			})
-			trails[region] = c
-		}
-		return c, keys.Client(region)
+		return trails.Get(region), keys.Client(region)
 	}
 }

@@ -3,7 +3,6 @@ package history
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
+	"github.com/kms-autotagger/kms-autotagger/internal/regional"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -48,35 +48,17 @@ type Finder struct {
 }
 
 // NewFinder returns a Finder whose clients are made from cfg on first use,
-// one per region.
-func NewFinder(cfg aws.Config, kmsOpts ...func(*kms.Options)) *Finder {
-	var mu sync.Mutex
-	trails := map[string]*cloudtrail.Client{}
-	keys := map[string]*kms.Client{}
+// one per region; keys are described with the KMS clients of keys.
+func NewFinder(cfg aws.Config, keys *tagger.RegionalKMS) *Finder {
+	trails := regional.New(func(region string) *cloudtrail.Client {
+		return cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
+			o.Region = region
+			o.Retryer = lookupRetryer()
+		})
+	})
 	return &Finder{
-		Lookup: func(region string) LookupAPI {
-			mu.Lock()
-			defer mu.Unlock()
-			if c, ok := trails[region]; ok {
-				return c
-			}
-			c := cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
-				o.Region = region
-				o.Retryer = lookupRetryer()
-			})
-			trails[region] = c
-			return c
-		},
-		Describe: func(region string) DescribeAPI {
-			mu.Lock()
-			defer mu.Unlock()
-			if c, ok := keys[region]; ok {
-				return c
-			}
-			c := kms.NewFromConfig(cfg, append([]func(*kms.Options){func(o *kms.Options) { o.Region = region }}, kmsOpts...)...)
-			keys[region] = c
-			return c
-		},
+		Lookup:   func(region string) LookupAPI { return trails.Get(region) },
+		Describe: func(region string) DescribeAPI { return keys.Client(region) },
 	}
 }
 

@@ -2,11 +2,12 @@ package tagger
 
 import (
 	"context"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/regional"
 )
 
 // KMSAPI is the part of the KMS API the tagger calls.
@@ -32,16 +33,15 @@ type KMSClients interface {
 // base configuration, so a replica is tagged in its own region. It serves
 // the keys of the account its credentials belong to.
 type RegionalKMS struct {
-	cfg     aws.Config
-	optFns  []func(*kms.Options)
-	mu      sync.Mutex
-	clients map[string]*kms.Client
+	clients *regional.Clients[*kms.Client]
 }
 
 // NewRegionalKMS returns clients made from cfg (endpoint resolution, such as
 // AWS_ENDPOINT_URL_KMS, comes from cfg as usual) with optFns applied.
 func NewRegionalKMS(cfg aws.Config, optFns ...func(*kms.Options)) *RegionalKMS {
-	return &RegionalKMS{cfg: cfg, optFns: optFns, clients: make(map[string]*kms.Client)}
+	return &RegionalKMS{clients: regional.New(func(region string) *kms.Client {
+		return kms.NewFromConfig(cfg, append([]func(*kms.Options){func(o *kms.Options) { o.Region = region }}, optFns...)...)
+	})}
 }
 
 // KMSClient returns the client for region; account is not used, since one
@@ -52,13 +52,5 @@ func (r *RegionalKMS) KMSClient(_ context.Context, _, region string) (KMSAPI, er
 
 // Client returns the *kms.Client for region, creating it on first use.
 func (r *RegionalKMS) Client(region string) *kms.Client {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	c, ok := r.clients[region]
-	if !ok {
-		fns := append([]func(*kms.Options){func(o *kms.Options) { o.Region = region }}, r.optFns...)
-		c = kms.NewFromConfig(r.cfg, fns...)
-		r.clients[region] = c
-	}
-	return c
+	return r.clients.Get(region)
 }
