@@ -441,19 +441,7 @@ func roleStatements(t *testing.T, tpl *cfn.Template, role cfn.Resource, values m
 	if v, ok := role.Property("ManagedPolicyArns"); ok {
 		t.Errorf("ManagedPolicyArns = %#v, want inline policies only", v)
 	}
-	policies, ok := property(t, role, "Policies").([]any)
-	if !ok {
-		t.Fatal("Policies is not a list")
-	}
-	var out []map[string]any
-	for _, p := range policies {
-		doc, ok := cfn.Lookup(p, "PolicyDocument")
-		if !ok {
-			t.Fatalf("policy %#v has no PolicyDocument", p)
-		}
-		out = append(out, statementsOf(t, tpl, doc, values)...)
-	}
-	return out
+	return inlineStatements(t, tpl, role, values)
 }
 
 func TestNoWildcardActionsAnywhere(t *testing.T) {

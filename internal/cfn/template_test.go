@@ -1035,7 +1035,14 @@ func writtenStatements(t *testing.T, tpl *cfn.Template) []guardedStatement {
 // policies in a stack with values: those under a false condition are gone.
 func functionStatements(t *testing.T, tpl *cfn.Template, values map[string]any) []map[string]any {
 	t.Helper()
-	policies, ok := property(t, functionRole(t, tpl), "Policies").([]any)
+	return inlineStatements(t, tpl, functionRole(t, tpl), values)
+}
+
+// inlineStatements returns the statements of every inline policy of role in
+// a stack with values.
+func inlineStatements(t *testing.T, tpl *cfn.Template, role cfn.Resource, values map[string]any) []map[string]any {
+	t.Helper()
+	policies, ok := property(t, role, "Policies").([]any)
 	if !ok {
 		t.Fatal("Policies is not a list")
 	}
