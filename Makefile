@@ -6,6 +6,11 @@
 SHELL       := bash
 .SHELLFLAGS := -eu -o pipefail -c
 GO          ?= go
+# go.mod's go line is the Go release this is built, tested and measured with
+# (1.27: encoding/json decodes events on its v2 implementation, about twice as
+# fast as 1.26). auto lets an older installed go fetch exactly that release
+# from the module proxy, as Go does unless a distribution sets it to local.
+export GOTOOLCHAIN ?= auto
 TOOLS_BIN   := $(CURDIR)/.tools/bin
 BIN         := $(CURDIR)/bin
 export AUTOTAGGER_TOOLS_BIN := $(TOOLS_BIN)
