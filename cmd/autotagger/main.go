@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
+	"github.com/kms-autotagger/kms-autotagger/internal/awsenv"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 )
 
@@ -28,7 +29,9 @@ func main() {
 }
 
 // serveLambda wires the handler from the environment and hands it to the
-// Lambda runtime. A configuration error ends the init phase with a clear
+// Lambda runtime. The AWS configuration is the one Lambda puts in the
+// environment (awsenv.Load), so the SDK's config package and its credential
+// providers stay out of the Lambda build. A configuration error ends the init phase with a clear
 // message, so Lambda reports it and keeps the event for a retry.
 func serveLambda() {
 	cfg, cfgErr := config.FromEnv(os.Getenv)
@@ -37,7 +40,12 @@ func serveLambda() {
 		log.Error("invalid configuration", slog.String("error", cfgErr.Error()))
 		os.Exit(1)
 	}
-	h, err := app.NewHandler(context.Background(), cfg, log)
+	awsCfg, err := awsenv.Load()
+	if err != nil {
+		log.Error("invalid AWS configuration", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	h, err := app.NewHandler(cfg, awsCfg, log)
 	if err != nil {
 		log.Error("cannot start", slog.String("error", err.Error()))
 		os.Exit(1)

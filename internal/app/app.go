@@ -1,13 +1,12 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
@@ -18,21 +17,18 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
-// NewHandler returns the handler cfg describes. The AWS configuration comes
-// from the standard sources (environment, shared files, the Lambda role);
-// endpoints too, so AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SQS and
-// AWS_ENDPOINT_URL_STS point it at other implementations of the APIs. With
+// NewHandler returns the handler cfg describes, with clients made from
+// awsCfg: awsenv.Load's in Lambda, config.LoadDefaultConfig's on the command
+// line. Either leaves endpoints to the standard variables, so
+// AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_STS and
+// AWS_ENDPOINT_URL_CLOUDTRAIL point it at other implementations of the APIs. With
 // MEMBER_ROLE_NAME or HOME_ACCOUNT_ID set, keys of other accounts are tagged
 // with a role assumed in them (or refused by name); otherwise every key is
 // tagged with the function's own credentials. It makes no network call.
-func NewHandler(ctx context.Context, cfg config.Config, log *slog.Logger) (*tagger.Handler, error) {
+func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger.Handler, error) {
 	policy, err := cfg.Policy()
 	if err != nil {
 		return nil, err
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("loading AWS configuration: %w", err)
 	}
 	retryer := tagger.NewRetryer(cfg.Retry)
 	withRetryer := func(o *kms.Options) { o.Retryer = retryer }

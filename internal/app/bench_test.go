@@ -41,7 +41,7 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := app.NewHandler(ctx, cfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	h, err := app.NewHandler(cfg, localawstest.FunctionConfig(b), slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}

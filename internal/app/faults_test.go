@@ -208,7 +208,7 @@ func newInstance(t *testing.T, logs io.Writer) *tagger.Handler {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := app.NewHandler(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	h, err := app.NewHandler(cfg, localawstest.FunctionConfig(t), slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,7 +48,7 @@ func startStack(t *testing.T, extraEnv map[string]string) *stack {
 		t.Fatal(err)
 	}
 	logs := &localawstest.SyncBuffer{}
-	h, err := app.NewHandler(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, nil)))
+	h, err := app.NewHandler(cfg, localawstest.FunctionConfig(t), slog.New(slog.NewJSONHandler(logs, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -53,7 +55,12 @@ func invoke(ctx context.Context, args []string, stdio IO) int {
 		return ExitUsage
 	}
 	log := slog.New(slog.NewJSONHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	h, err := app.NewHandler(ctx, cfg, log)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger invoke: loading AWS configuration: %v\n", err)
+		return ExitFailure
+	}
+	h, err := app.NewHandler(cfg, awsCfg, log)
 	if err != nil {
 		fmt.Fprintf(stdio.Stderr, "autotagger invoke: %v\n", err)
 		return ExitFailure

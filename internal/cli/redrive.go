@@ -87,7 +87,15 @@ func redriveCmd(ctx context.Context, args []string, stdio IO) int {
 		return usageErr("configuration: %v", err)
 	}
 	log := slog.New(slog.NewJSONHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	h, err := app.NewHandler(ctx, cfg, log)
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		fmt.Fprintf(stdio.Stderr, "autotagger redrive: loading AWS configuration: %v\n", err)
+		return ExitFailure
+	}
+	if awsCfg.Region == "" {
+		awsCfg.Region = regionOfQueueURL(*queueURL)
+	}
+	h, err := app.NewHandler(cfg, awsCfg, log)
 	if err != nil {
 		fmt.Fprintf(stdio.Stderr, "autotagger redrive: %v\n", err)
 		return ExitFailure
@@ -103,14 +111,6 @@ func redriveCmd(ctx context.Context, args []string, stdio IO) int {
 		return ExitFailure
 	}
 
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		fmt.Fprintf(stdio.Stderr, "autotagger redrive: loading AWS configuration: %v\n", err)
-		return ExitFailure
-	}
-	if awsCfg.Region == "" {
-		awsCfg.Region = regionOfQueueURL(*queueURL)
-	}
 	rep, runErr := redrive.Run(ctx, sqs.NewFromConfig(awsCfg), h, redrive.Options{
 		QueueURL:          *queueURL,
 		DryRun:            *dryRun,

@@ -47,7 +47,6 @@ type stack struct {
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	ctx := context.Background()
 	st := localawstest.Start(t, localawstest.Options{Env: map[string]string{
 		"MAX_BACKOFF":         "20ms",
 		"TAG_RATE_LIMIT":      "0",
@@ -65,14 +64,14 @@ func startStack(t *testing.T) *stack {
 		}
 	})
 	log := slog.New(slog.NewJSONHandler(logs, nil))
-	function, err := app.NewHandler(ctx, cfg, log)
+	function, err := app.NewHandler(cfg, localawstest.FunctionConfig(t), log)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if function.DeadLetters == nil {
 		t.Fatal("the function's handler has no dead-letter queue")
 	}
-	redriver, err := app.NewHandler(ctx, cfg, log)
+	redriver, err := app.NewHandler(cfg, localawstest.FunctionConfig(t), log)
 	if err != nil {
 		t.Fatal(err)
 	}

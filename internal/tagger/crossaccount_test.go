@@ -631,7 +631,7 @@ func TestAccountKMS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		h, err := app.NewHandler(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		h, err := app.NewHandler(cfg, localawstest.FunctionConfig(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -14,6 +14,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awsenv"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -231,4 +232,15 @@ func RegionOf(arn string) string {
 		return ""
 	}
 	return parts[3]
+}
+
+// FunctionConfig returns the AWS configuration the function makes in Lambda
+// (awsenv.Load) from the process environment, such as the one Start sets.
+func FunctionConfig(tb testing.TB) aws.Config {
+	tb.Helper()
+	cfg, err := awsenv.Load()
+	if err != nil {
+		tb.Fatalf("loading the function's AWS configuration: %v", err)
+	}
+	return cfg
 }
