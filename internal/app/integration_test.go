@@ -100,6 +100,18 @@ func TestTagsNewKey(t *testing.T) {
 			}
 		}
 	}
+	// The line that ends the event names the tags written, key to value.
+	lines := strings.Split(strings.TrimSpace(s.logs.String()), "\n")
+	var last struct {
+		Outcome string            `json:"outcome"`
+		Tags    map[string]string `json:"tags"`
+	}
+	if err := json.Unmarshal([]byte(lines[len(lines)-1]), &last); err != nil {
+		t.Fatalf("last log line: %v", err)
+	}
+	if last.Outcome != "tagged" || !reflect.DeepEqual(last.Tags, want) {
+		t.Errorf("last log line: got outcome %q tags %v, want tagged %v", last.Outcome, last.Tags, want)
+	}
 }
 
 func TestSpoofedGovernanceTagIsCorrectedOthersUntouched(t *testing.T) {
