@@ -1,7 +1,6 @@
 package metrics
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -127,26 +126,46 @@ func New(w io.Writer, namespace string) (*Emitter, error) {
 	if err := CheckNamespace(namespace); err != nil {
 		return nil, err
 	}
-	type definition struct {
-		Name string `json:"Name"`
-		Unit string `json:"Unit"`
-	}
-	type directive struct {
-		Namespace  string       `json:"Namespace"`
-		Dimensions [][]string   `json:"Dimensions"`
-		Metrics    []definition `json:"Metrics"`
-	}
-	d := directive{Namespace: namespace, Dimensions: dimensionSets}
-	for _, m := range metricTable {
-		d.Metrics = append(d.Metrics, definition{Name: m.name, Unit: m.unit})
-	}
-	directives, err := json.Marshal([]directive{d})
-	if err != nil {
-		return nil, fmt.Errorf("encoding EMF directive: %w", err)
-	}
-	tail := append([]byte(`,"CloudWatchMetrics":`), directives...)
+	tail := append([]byte(`,"CloudWatchMetrics":`), directives(namespace)...)
 	tail = append(tail, "}"...)
 	return &Emitter{w: w, head: []byte(`{"_aws":{"Timestamp":`), tail: tail}, nil
+}
+
+// directives returns the CloudWatchMetrics member of every line: one
+// directive with the namespace, dimensionSets and metricTable. It is built
+// here rather than by encoding/json, whose first use costs the function's
+// cold start 0.1 to 0.2 ms: the names are constant ASCII words and the
+// namespace printable ASCII (CheckNamespace), which strconv quotes exactly
+// as JSON needs (only " and \ escaped).
+func directives(namespace string) []byte {
+	b := []byte(`[{"Namespace":`)
+	b = strconv.AppendQuote(b, namespace)
+	b = append(b, `,"Dimensions":[`...)
+	for i, set := range dimensionSets {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '[')
+		for j, name := range set {
+			if j > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendQuote(b, name)
+		}
+		b = append(b, ']')
+	}
+	b = append(b, `],"Metrics":[`...)
+	for i, m := range metricTable {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"Name":`...)
+		b = strconv.AppendQuote(b, m.name)
+		b = append(b, `,"Unit":`...)
+		b = strconv.AppendQuote(b, m.unit)
+		b = append(b, '}')
+	}
+	return append(b, "]}]"...)
 }
 
 // CheckNamespace reports whether CloudWatch accepts namespace: 1 to 255

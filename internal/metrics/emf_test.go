@@ -474,6 +474,7 @@ func TestNewNamespace(t *testing.T) {
 		{in: "", want: metrics.DefaultNamespace},
 		{in: "KMSAutoTagger", want: "KMSAutoTagger"},
 		{in: "Platform/KMS Tagger#1:prod", want: "Platform/KMS Tagger#1:prod"},
+		{in: `Quote"Back\\slash<&>'~`, want: `Quote"Back\\slash<&>'~`},
 		{in: strings.Repeat("n", 255), want: strings.Repeat("n", 255)},
 		{in: "   ", wantErr: "empty"},
 		{in: strings.Repeat("n", 256), wantErr: "more than 255"},
