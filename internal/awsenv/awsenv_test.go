@@ -151,6 +151,7 @@ func TestLoadMatchesLoadDefaultConfig(t *testing.T) {
 		{"AWS_ENDPOINT_URL_KMS", with("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:8081"), false},
 		{"service endpoints", with("AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:8081", "AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324", "AWS_ENDPOINT_URL_STS", "http://127.0.0.1:8082", "AWS_ENDPOINT_URL_CLOUDTRAIL", "http://127.0.0.1:8083"), false},
 		{"global and service endpoints", with("AWS_ENDPOINT_URL", "http://127.0.0.1:4566", "AWS_ENDPOINT_URL_SQS", "http://127.0.0.1:9324"), false},
+		{"empty service endpoints, as template.yaml declares them", with("AWS_ENDPOINT_URL_KMS", "", "AWS_ENDPOINT_URL_SQS", "", "AWS_ENDPOINT_URL_STS", "", "AWS_ENDPOINT_URL_CLOUDTRAIL", ""), false},
 		{"empty global endpoint and a service endpoint", with("AWS_ENDPOINT_URL", "", "AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:8081"), false},
 		{"ignore configured endpoints", with("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "true", "AWS_ENDPOINT_URL", "http://127.0.0.1:4566", "AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:8081"), false},
 		{"ignore configured endpoints false", with("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS", "FALSE", "AWS_ENDPOINT_URL_KMS", "http://127.0.0.1:8081"), false},
