@@ -74,9 +74,9 @@ bench: tools
 	  echo "machine: $$(nproc) CPUs, $$(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), memory $$(free -h | awk '/^Mem:/ {print $$2}'), $$($(GO) version)"; \
 	  echo "load average before: $$(cut -d' ' -f1-3 /proc/loadavg)"; } | tee $(CURDIR)/bench/results.txt
 	@echo "== handler overhead: full handler vs bare TagResource against local-kms" | tee -a $(CURDIR)/bench/results.txt
-	$(GO) test -run '^$$' -bench HandlerOverhead -benchtime 3s -count 3 ./internal/app/ | tee -a $(CURDIR)/bench/results.txt
-	@echo "== cold start under the Lambda RIE: bootstrap vs hello world (40 each)" | tee -a $(CURDIR)/bench/results.txt
-	$(GO) test -run '^$$' -bench ColdStart -benchtime 40x ./bench/ | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench HandlerOverhead -benchtime 3s -count 5 ./internal/app/ | tee -a $(CURDIR)/bench/results.txt
+	@echo "== cold start under the Lambda RIE: bootstrap vs hello world (100 each, 3 runs)" | tee -a $(CURDIR)/bench/results.txt
+	$(GO) test -run '^$$' -bench ColdStart -benchtime 100x -count 3 ./bench/ | tee -a $(CURDIR)/bench/results.txt
 	@echo "== warm invocations under the Lambda RIE and peak memory (VmHWM) of the function process" | tee -a $(CURDIR)/bench/results.txt
 	$(GO) test -run '^$$' -bench WarmInvocation -benchtime 200x ./bench/ | tee -a $(CURDIR)/bench/results.txt
 	@echo "== backfill rate vs its TagResource limit" | tee -a $(CURDIR)/bench/results.txt

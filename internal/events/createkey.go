@@ -38,6 +38,16 @@ type CreateKeyResponse struct {
 	KeyMetadata *KeyMetadata `json:"keyMetadata"`
 }
 
+// createKey is u as CreateKey's model.
+func (u *requestUnion) createKey() CreateKeyRequest {
+	return CreateKeyRequest{Description: u.Description, KeySpec: u.KeySpec, KeyUsage: u.KeyUsage, Origin: u.Origin, MultiRegion: u.MultiRegion, Tags: u.Tags}
+}
+
+// createKey is u as CreateKey's model.
+func (u *responseUnion) createKey() CreateKeyResponse {
+	return CreateKeyResponse{KeyMetadata: u.KeyMetadata}
+}
+
 // parseCreateKey decodes a CreateKey record: the key is
 // responseElements.keyMetadata.
 func parseCreateKey(rec *Record) (Decoded, error) {
@@ -46,15 +56,15 @@ func parseCreateKey(rec *Record) (Decoded, error) {
 		return rec.failedCall(), nil
 	}
 
-	var req CreateKeyRequest
-	if err := unmarshalPart("CreateKey requestParameters", rec.RequestParameters, &req); err != nil {
+	req, err := readRequest(rec, "CreateKey requestParameters", (*requestUnion).createKey)
+	if err != nil {
 		return d, err
 	}
-	var resp CreateKeyResponse
-	if err := unmarshalPart("CreateKey responseElements", rec.ResponseElements, &resp); err != nil {
+	resp, present, err := readResponse(rec, "CreateKey responseElements", (*responseUnion).createKey)
+	if err != nil {
 		return d, err
 	}
-	if isNull(rec.ResponseElements) {
+	if !present {
 		return d, rec.malformed("responseElements", "missing, and no errorCode says the call failed")
 	}
 	md := resp.KeyMetadata

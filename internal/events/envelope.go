@@ -76,8 +76,21 @@ type recordHead struct {
 // ReplicateKey record lacks what the tagger needs; in both cases the returned
 // Decoded carries the EventID and EventName as far as they could be read.
 func Decode(raw []byte) (Decoded, error) {
+	return decode(raw, true)
+}
+
+// decode is Decode. With onePass, it reads an event that decodes whole in
+// one pass, as nearly every event does (onepass.go); without, or when the
+// event does not decode whole, it reads the envelope, then the record, then
+// its parts, in steps. The results are the same either way.
+func decode(raw []byte, onePass bool) (Decoded, error) {
 	var env events.EventBridgeEvent
-	if err := unmarshalObject("EventBridge event", raw, &env); err != nil {
+	var rec *Record
+	var head recordHead
+	if one := decodeEvent(raw, onePass); one != nil {
+		env, rec = one.EventBridgeEvent, one.Detail.record()
+		head = headOf(rec)
+	} else if err := unmarshalObject("EventBridge event", raw, &env); err != nil {
 		return Decoded{}, err
 	}
 	ignore := Decoded{Kind: KindIgnore, EventID: env.ID}
@@ -98,7 +111,9 @@ func Decode(raw []byte) (Decoded, error) {
 		return ignore, nil
 	}
 
-	rec, head := decodeRecordOnce(env.Detail)
+	if rec == nil {
+		rec, head = decodeRecordOnce(env.Detail, onePass)
+	}
 	if rec == nil {
 		if err := unmarshalObject("detail of EventBridge event "+env.ID, env.Detail, &head); err != nil {
 			return ignore.unknown(), err
@@ -137,7 +152,13 @@ func Decode(raw []byte) (Decoded, error) {
 // string that cloudtrail:LookupEvents returns. The parser is picked by the
 // record's eventSource and eventName; results and errors are as for Decode.
 func DecodeRecord(detail []byte) (Decoded, error) {
-	rec, head := decodeRecordOnce(detail)
+	return decodeRecord(detail, true)
+}
+
+// decodeRecord is DecodeRecord, reading the record's parts in its one pass
+// with onePass, else in steps.
+func decodeRecord(detail []byte, onePass bool) (Decoded, error) {
+	rec, head := decodeRecordOnce(detail, onePass)
 	if rec == nil {
 		if err := unmarshalObject("CloudTrail record", detail, &head); err != nil {
 			return Decoded{}, err
@@ -175,22 +196,6 @@ func decodeWith(p *parser, head recordHead, detail []byte, rec *Record) (Decoded
 		return Decoded{EventID: head.EventID, EventName: head.EventName}, err
 	}
 	return p.parse(rec)
-}
-
-// decodeRecordOnce is the first pass over a CloudTrail record when it is a
-// well-formed Record, as nearly every record is: it reads the whole record
-// in one pass and returns it with its head. Otherwise it returns nil, and
-// the caller reads the head alone and goes on as before, with the same
-// results and errors: the head's fields are the Record's fields of the same
-// names, decoded by the same rules, so a record that decodes whole has the
-// head a separate pass would read, and decodeWith would read the same
-// Record again. This saves a pass over every record the tagger handles.
-func decodeRecordOnce(detail []byte) (*Record, recordHead) {
-	rec := new(Record)
-	if unmarshalObject("CloudTrail record", detail, rec) != nil {
-		return nil, recordHead{}
-	}
-	return rec, recordHead{EventSource: rec.EventSource, EventName: rec.EventName, EventID: rec.EventID}
 }
 
 // unknown drops the Kind and Reason of d, for returning alongside an error.

@@ -66,6 +66,10 @@ type Record struct {
 	RecipientAccountID string `json:"recipientAccountId"`
 	// Resources are the resources the call acted on.
 	Resources []Resource `json:"resources"`
+
+	// parts are requestParameters and responseElements decoded, when the
+	// record was read in one pass (onepass.go); nil otherwise.
+	parts *parts
 }
 
 // Resource is one entry of a CloudTrail record's resources list:

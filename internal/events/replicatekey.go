@@ -48,6 +48,16 @@ type ReplicateKeyResponse struct {
 	ReplicaTags []RequestTag `json:"replicaTags"`
 }
 
+// replicateKey is u as ReplicateKey's model.
+func (u *requestUnion) replicateKey() ReplicateKeyRequest {
+	return ReplicateKeyRequest{KeyID: u.KeyID, ReplicaRegion: u.ReplicaRegion, Description: u.Description, Tags: u.Tags, BypassPolicyLockoutSafetyCheck: u.BypassPolicyLockoutSafetyCheck, Policy: u.Policy}
+}
+
+// replicateKey is u as ReplicateKey's model.
+func (u *responseUnion) replicateKey() ReplicateKeyResponse {
+	return ReplicateKeyResponse{ReplicaKeyMetadata: u.ReplicaKeyMetadata, ReplicaPolicy: u.ReplicaPolicy, ReplicaTags: u.ReplicaTags}
+}
+
 // parseReplicateKey decodes a ReplicateKey record. The record is logged in
 // the primary key's region, but the key to tag is the replica:
 // responseElements.replicaKeyMetadata.arn, in requestParameters.replicaRegion.
@@ -57,15 +67,15 @@ func parseReplicateKey(rec *Record) (Decoded, error) {
 		return rec.failedCall(), nil
 	}
 
-	var req ReplicateKeyRequest
-	if err := unmarshalPart("ReplicateKey requestParameters", rec.RequestParameters, &req); err != nil {
+	req, err := readRequest(rec, "ReplicateKey requestParameters", (*requestUnion).replicateKey)
+	if err != nil {
 		return d, err
 	}
-	var resp ReplicateKeyResponse
-	if err := unmarshalPart("ReplicateKey responseElements", rec.ResponseElements, &resp); err != nil {
+	resp, present, err := readResponse(rec, "ReplicateKey responseElements", (*responseUnion).replicateKey)
+	if err != nil {
 		return d, err
 	}
-	if isNull(rec.ResponseElements) {
+	if !present {
 		return d, rec.malformed("responseElements", "missing, and no errorCode says the call failed")
 	}
 

@@ -20,14 +20,19 @@ type TagResourceRequest struct {
 	Tags []RequestTag `json:"tags"`
 }
 
+// tagResource is u as TagResource's model.
+func (u *requestUnion) tagResource() TagResourceRequest {
+	return TagResourceRequest{KeyID: u.KeyID, Tags: u.Tags}
+}
+
 // parseTagResource decodes a TagResource record into a TagChange.
 func parseTagResource(rec *Record) (Decoded, error) {
-	var req TagResourceRequest
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedTagChange(), nil
 	}
-	if err := unmarshalPart("TagResource requestParameters", rec.RequestParameters, &req); err != nil {
+	req, err := readRequest(rec, "TagResource requestParameters", (*requestUnion).tagResource)
+	if err != nil {
 		return d, err
 	}
 	ch, err := rec.newTagChange(req.KeyID)

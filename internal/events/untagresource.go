@@ -11,14 +11,19 @@ type UntagResourceRequest struct {
 	TagKeys []string `json:"tagKeys"`
 }
 
+// untagResource is u as UntagResource's model.
+func (u *requestUnion) untagResource() UntagResourceRequest {
+	return UntagResourceRequest{KeyID: u.KeyID, TagKeys: u.TagKeys}
+}
+
 // parseUntagResource decodes an UntagResource record into a TagChange.
 func parseUntagResource(rec *Record) (Decoded, error) {
-	var req UntagResourceRequest
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedTagChange(), nil
 	}
-	if err := unmarshalPart("UntagResource requestParameters", rec.RequestParameters, &req); err != nil {
+	req, err := readRequest(rec, "UntagResource requestParameters", (*requestUnion).untagResource)
+	if err != nil {
 		return d, err
 	}
 	ch, err := rec.newTagChange(req.KeyID)
