@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -59,8 +60,8 @@ var credentialSources = []string{
 // the Region, the static credentials Lambda sets from the execution role,
 // and as sources for the SDK clients the endpoint, FIPS and dual-stack
 // variables; retry mode, attempts, application id and a CA bundle too. It
-// makes no network call. It fails, naming the variable, on a value the SDK would
-// reject, on a variable from the refused list, and when there are no
+// makes no network call. It fails, naming the variable, on a value the SDK
+// would reject, on a variable from the refused list, and when there are no
 // credentials in the environment.
 func Load() (aws.Config, error) {
 	for _, r := range refused {
@@ -134,7 +135,7 @@ func missingCredentials() error {
 			break
 		}
 	}
-	return fmt.Errorf("%s", msg)
+	return errors.New(msg)
 }
 
 // caBundleClient returns the SDK's default HTTP client trusting only the
