@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
@@ -25,7 +24,7 @@ import (
 // each iteration runs, in alternating order, the full handler built by
 // app.NewHandler from the environment on one CreateKey event, and a bare
 // SDK TagResource call with the same tags on the same key through the same
-// endpoint, made by a client from the same default configuration. It
+// endpoint, made by a client from the same configuration (awsenv.Load's). It
 // reports the 50th and 90th percentile of each one's latency and their
 // differences, and the allocations of each per event (from
 // testing.AllocsPerRun; both include those of the in-process router, so
@@ -41,15 +40,12 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	h, err := app.NewHandler(cfg, localawstest.FunctionConfig(b), slog.New(slog.NewJSONHandler(io.Discard, nil)))
+	awsCfg := localawstest.FunctionConfig(b) // as in Lambda: awsenv.Load
+	h, err := app.NewHandler(cfg, awsCfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)
 	}
 	if h.Metrics, err = app.NewMetrics(io.Discard, cfg); err != nil {
-		b.Fatal(err)
-	}
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
 		b.Fatal(err)
 	}
 	bare := kms.NewFromConfig(awsCfg)
