@@ -6,8 +6,8 @@
 SHELL       := bash
 .SHELLFLAGS := -eu -o pipefail -c
 GO          ?= go
-# go.mod's go line is the Go release this is built, tested and measured with
-# (1.27: encoding/json decodes events on its v2 implementation, about twice as
+# go.mod's toolchain line is the Go release this is built, tested and measured
+# with (1.27: encoding/json decodes events on its v2 implementation, about twice as
 # fast as 1.26). auto lets an older installed go fetch exactly that release
 # from the module proxy, as Go does unless a distribution sets it to local.
 export GOTOOLCHAIN ?= auto

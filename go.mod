@@ -1,6 +1,8 @@
 module github.com/kms-autotagger/kms-autotagger
 
-go 1.27.4
+go 1.26.8
+
+toolchain go1.27.4
 
 require (
 	github.com/aws/aws-lambda-go v1.55.1
