@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,8 +29,25 @@ var functionEnv = []string{
 // coldStart starts the emulator with bin, invokes it once with event and
 // returns the time from the invocation (which makes the emulator start the
 // binary) to its response, and the emulator's init duration (from starting
-// the binary until it asks for its first event).
-func coldStart(b *testing.B, bin string, event []byte) (firstInvoke, initDuration time.Duration) {
+// the binary until it asks for its first event). The emulator now and then
+// resets the connection of a first invocation before it has started the
+// binary (seen once in 600 cold starts, of hello world): such a cold start is
+// not measured but done again, in a new emulator, and counted in *resets.
+func coldStart(b *testing.B, bin string, event []byte, resets *int) (firstInvoke, initDuration time.Duration) {
+	b.Helper()
+	for attempt := 1; ; attempt++ {
+		first, init, err := coldStartOnce(b, bin, event)
+		if err == nil {
+			return first, init
+		}
+		if !errors.Is(err, syscall.ECONNRESET) || attempt == 3 {
+			b.Fatal(err)
+		}
+		*resets++
+	}
+}
+
+func coldStartOnce(b *testing.B, bin string, event []byte) (firstInvoke, initDuration time.Duration, err error) {
 	b.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -42,12 +61,12 @@ func coldStart(b *testing.B, bin string, event []byte) (firstInvoke, initDuratio
 	status, body, err := rie.Invoke(ctx, event)
 	firstInvoke = time.Since(start)
 	if err != nil || status != 200 {
-		b.Fatalf("invoking %s: status %d, %v: %s", bin, status, err, body)
+		return 0, 0, fmt.Errorf("invoking %s: status %d, %w: %s", bin, status, err, body)
 	}
 	if err := rie.Close(); err != nil {
 		b.Fatal(err)
 	}
-	return firstInvoke, out.initDuration(b)
+	return firstInvoke, out.initDuration(b), nil
 }
 
 // BenchmarkColdStart compares the cold start of the bootstrap with that of
@@ -65,13 +84,14 @@ func BenchmarkColdStart(b *testing.B) {
 	event := sampleEvent(b, "failed_call.json")
 
 	var helloFirst, helloInit, bootFirst, bootInit []time.Duration
+	resets := 0
 	for i := 0; b.Loop(); i++ {
 		runHello := func() {
-			f, in := coldStart(b, hello, event)
+			f, in := coldStart(b, hello, event, &resets)
 			helloFirst, helloInit = append(helloFirst, f), append(helloInit, in)
 		}
 		runBootstrap := func() {
-			f, in := coldStart(b, bootstrap, event)
+			f, in := coldStart(b, bootstrap, event, &resets)
 			bootFirst, bootInit = append(bootFirst, f), append(bootInit, in)
 		}
 		if i%2 == 0 {
@@ -93,6 +113,7 @@ func BenchmarkColdStart(b *testing.B) {
 	}
 	report("first", helloFirst, bootFirst)
 	report("init", helloInit, bootInit)
+	b.ReportMetric(float64(resets), "emulator-resets")
 }
 
 // BenchmarkWarmInvocation runs warm invocations under the emulator: the
