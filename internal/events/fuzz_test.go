@@ -2,8 +2,6 @@ package events_test
 
 import (
 	"errors"
-	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
@@ -13,20 +11,7 @@ import (
 // fixture, and checks that they never panic and that their results keep the
 // promises the tagger relies on.
 func FuzzDecode(f *testing.F) {
-	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	if len(paths) == 0 {
-		f.Fatal("no seeds: got 0 testdata/*.json files, want at least 1")
-	}
-	for _, path := range paths {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw)
-	}
+	events.AddFixtureSeeds(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		d, err := events.Decode(raw)
 		checkInvariants(t, "Decode", d, err)

@@ -154,17 +154,7 @@ func corpusEntry(t *testing.T, path string, file []byte) []byte {
 // FuzzOnePass checks the agreement of TestOnePassAgreesWithTwoSteps on
 // arbitrary input, seeded with every fixture.
 func FuzzOnePass(f *testing.F) {
-	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	for _, path := range paths {
-		raw, err := os.ReadFile(path)
-		if err != nil {
-			f.Fatal(err)
-		}
-		f.Add(raw)
-	}
+	AddFixtureSeeds(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		if diff := compareDecoders(raw); diff != "" {
 			t.Error(diff)
