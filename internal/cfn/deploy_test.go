@@ -189,7 +189,7 @@ func TestForwardRulesMatchTheTaggersEvents(t *testing.T) {
 		{forwarderPath, forwarderParams},
 		{memberPath, memberParams},
 	}
-	detail := func(e map[string]any) map[string]any { return e["detail"].(map[string]any) }
+	detail := eventDetail
 	others := []struct {
 		name   string
 		base   string

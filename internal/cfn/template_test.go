@@ -316,13 +316,8 @@ func TestRulePatternMatchesSamples(t *testing.T) {
 func TestRulePatternRejectsOtherCalls(t *testing.T) {
 	tpl := loadTemplate(t)
 	pattern := rulePattern(t, tpl)
-	detail := func(e map[string]any) map[string]any { return e["detail"].(map[string]any) }
-	tests := []struct {
-		name   string
-		base   string
-		mutate func(e map[string]any)
-		want   bool
-	}{
+	detail := eventDetail
+	tests := []patternCase{
 		{"CreateKey as recorded", "createkey_iamuser.json", func(map[string]any) {}, true},
 		{"ReplicateKey as recorded", "replicatekey.json", func(map[string]any) {}, true},
 		{"TagResource", "createkey_iamuser.json", func(e map[string]any) { detail(e)["eventName"] = "TagResource" }, false},
@@ -343,6 +338,21 @@ func TestRulePatternRejectsOtherCalls(t *testing.T) {
 		{"a service event, not an API call", "createkey_iamuser.json", func(e map[string]any) { e["detail-type"] = "AWS Service Event via CloudTrail" }, false},
 		{"a lower-case eventName", "createkey_iamuser.json", func(e map[string]any) { detail(e)["eventName"] = "createkey" }, false},
 	}
+	checkPatternCases(t, ruleID, pattern, tests)
+}
+
+// patternCase is a sample event, changed by mutate, and whether a rule's
+// pattern should match it.
+type patternCase struct {
+	name   string
+	base   string // the events/ sample
+	mutate func(e map[string]any)
+	want   bool
+}
+
+// checkPatternCases runs each case against pattern, the pattern of rule.
+func checkPatternCases(t *testing.T, rule string, pattern map[string]any, tests []patternCase) {
+	t.Helper()
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			event := readEvent(t, tt.base)
@@ -352,11 +362,14 @@ func TestRulePatternRejectsOtherCalls(t *testing.T) {
 				t.Fatalf("MatchPattern: %v", err)
 			}
 			if got != tt.want {
-				t.Errorf("rule matches %s = %v, want %v", tt.name, got, tt.want)
+				t.Errorf("%s matches %s = %v, want %v", rule, tt.name, got, tt.want)
 			}
 		})
 	}
 }
+
+// eventDetail is the detail of an EventBridge event decoded as a map.
+func eventDetail(e map[string]any) map[string]any { return e["detail"].(map[string]any) }
 
 // equalJSON reports whether got and want encode to the same JSON, so that
 // numbers and lists compare alike; it returns both encodings for messages.
@@ -451,19 +464,14 @@ func TestTagChangeRulePattern(t *testing.T) {
 		t.Fatalf("unrelated_kms_event.json session issuer = %v, want the stack's role %v", got, stackValues(nil)[roleID+".Arn"])
 	}
 
-	detail := func(e map[string]any) map[string]any { return e["detail"].(map[string]any) }
+	detail := eventDetail
 	untag := func(e map[string]any) {
 		detail(e)["eventName"] = "UntagResource"
 		params := detail(e)["requestParameters"].(map[string]any)
 		delete(params, "tags")
 		params["tagKeys"] = []any{"CreatedBy"}
 	}
-	tests := []struct {
-		name   string
-		base   string
-		mutate func(e map[string]any)
-		want   bool
-	}{
+	tests := []patternCase{
 		{"TagResource by the tagger, as recorded", "unrelated_kms_event.json", func(map[string]any) {}, false},
 		{"UntagResource by the tagger", "unrelated_kms_event.json", untag, false},
 		{"TagResource by an IAM user", "unrelated_kms_event.json", func(e map[string]any) { detail(e)["userIdentity"] = iamUserIdentity() }, true},
@@ -512,19 +520,7 @@ func TestTagChangeRulePattern(t *testing.T) {
 			e["detail-type"] = "AWS Service Event via CloudTrail"
 		}, false},
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			event := readEvent(t, tt.base)
-			tt.mutate(event)
-			got, err := cfn.MatchPattern(pattern, event)
-			if err != nil {
-				t.Fatalf("MatchPattern: %v", err)
-			}
-			if got != tt.want {
-				t.Errorf("%s matches %s = %v, want %v", tagRuleID, tt.name, got, tt.want)
-			}
-		})
-	}
+	checkPatternCases(t, tagRuleID, pattern, tests)
 
 	// The excluded principal follows the stack's own role, partition and
 	// account, whatever they are.
