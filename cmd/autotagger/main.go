@@ -31,8 +31,9 @@ func main() {
 // serveLambda wires the handler from the environment and hands it to the
 // Lambda runtime. The AWS configuration is the one Lambda puts in the
 // environment (awsenv.Load), so the SDK's config package and its credential
-// providers stay out of the Lambda build. A configuration error ends the init phase with a clear
-// message, so Lambda reports it and keeps the event for a retry.
+// providers stay out of the Lambda build. A configuration error ends the
+// init phase with a clear message, so Lambda reports it and keeps the event
+// for a retry.
 func serveLambda() {
 	cfg, cfgErr := config.FromEnv(os.Getenv)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
