@@ -12,8 +12,11 @@ GO          ?= go
 # from the module proxy, as Go does unless a distribution sets it to local.
 export GOTOOLCHAIN ?= auto
 TOOLS_BIN   := $(CURDIR)/.tools/bin
+VENV        := $(CURDIR)/.tools/venv
+PYTHON      ?= python3
 BIN         := $(CURDIR)/bin
 export AUTOTAGGER_TOOLS_BIN := $(TOOLS_BIN)
+export AUTOTAGGER_VENV := $(VENV)
 
 # The flags Lambda builds use; the demo and the end-to-end tests build the
 # same binary for this machine. lambdaonly leaves the CLI out of the Lambda
@@ -43,12 +46,20 @@ build-AutoTaggerFunction:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run this target through 'sam build'" >&2; exit 1; }
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" ./cmd/autotagger
 
-## tools: the pinned local stand-ins: local-kms and the Lambda runtime interface emulator (go.mod tools), local-aws-sqs (npm)
-tools: $(TOOLS_BIN)/.installed node_modules/.package-lock.json
+## tools: the pinned local stand-ins and checkers: local-kms and the Lambda runtime interface emulator (tools/go.mod), moto, cfn-lint and aws-sam-translator (tools/requirements.txt, in .tools/venv), local-aws-sqs (npm)
+tools: $(TOOLS_BIN)/.installed $(VENV)/.installed node_modules/.package-lock.json
 
-$(TOOLS_BIN)/.installed: go.mod go.sum
+$(TOOLS_BIN)/.installed: tools/go.mod tools/go.sum
 	mkdir -p $(TOOLS_BIN)
-	GOBIN=$(TOOLS_BIN) $(GO) install tool
+	cd tools && GOBIN=$(TOOLS_BIN) $(GO) install tool
+	touch $@
+
+# --system-site-packages: where the pinned versions are installed already,
+# pip fetches nothing.
+$(VENV)/.installed: tools/requirements.txt
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) (Python 3.9 or later) is needed for moto, cfn-lint and the SAM translator" >&2; exit 1; }
+	$(PYTHON) -m venv --system-site-packages $(VENV)
+	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r tools/requirements.txt
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json

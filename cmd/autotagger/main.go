@@ -11,9 +11,9 @@ import (
 	"syscall"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
-	"github.com/kms-autotagger/kms-autotagger/internal/awsenv"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 )
 
@@ -29,11 +29,11 @@ func main() {
 }
 
 // serveLambda wires the handler from the environment and hands it to the
-// Lambda runtime. The AWS configuration is the one Lambda puts in the
-// environment (awsenv.Load), so the SDK's config package and its credential
-// providers stay out of the Lambda build. A configuration error ends the
-// init phase with a clear message, so Lambda reports it and keeps the event
-// for a retry.
+// Lambda runtime. The AWS configuration is the SDK's default one
+// (config.LoadDefaultConfig), as on the command line; in Lambda it reads the
+// Region and the function role's credentials from the environment. A
+// configuration error ends the init phase with a clear message, so Lambda
+// reports it and keeps the event for a retry.
 func serveLambda() {
 	cfg, cfgErr := config.FromEnv(os.Getenv)
 	log := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
@@ -41,7 +41,7 @@ func serveLambda() {
 		log.Error("invalid configuration", slog.String("error", cfgErr.Error()))
 		os.Exit(1)
 	}
-	awsCfg, err := awsenv.Load()
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
 	if err != nil {
 		log.Error("invalid AWS configuration", slog.String("error", err.Error()))
 		os.Exit(1)

@@ -20,8 +20,8 @@ import (
 )
 
 // NewHandler returns the handler cfg describes, with clients made from
-// awsCfg: awsenv.Load's in Lambda, config.LoadDefaultConfig's on the command
-// line. Either leaves endpoints to the standard variables, so
+// awsCfg, config.LoadDefaultConfig's in Lambda and on the command line. It
+// leaves endpoints to the standard variables, so
 // AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_STS and
 // AWS_ENDPOINT_URL_CLOUDTRAIL point it at other implementations of the APIs. With
 // MEMBER_ROLE_NAME or HOME_ACCOUNT_ID set, keys of other accounts are tagged

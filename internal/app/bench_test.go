@@ -24,7 +24,7 @@ import (
 // each iteration runs, in alternating order, the full handler built by
 // app.NewHandler from the environment on one CreateKey event, and a bare
 // SDK TagResource call with the same tags on the same key through the same
-// endpoint, made by a client from the same configuration (awsenv.Load's). It
+// endpoint, made by a client from the same configuration (config.LoadDefaultConfig's). It
 // reports the 50th and 90th percentile of each one's latency and their
 // differences, and the allocations of each per event (from
 // testing.AllocsPerRun; both include those of the in-process router, so
@@ -40,7 +40,7 @@ func BenchmarkHandlerOverhead(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	awsCfg := localawstest.FunctionConfig(b) // as in Lambda: awsenv.Load
+	awsCfg := localawstest.FunctionConfig(b) // as in Lambda: config.LoadDefaultConfig
 	h, err := app.NewHandler(cfg, awsCfg, slog.New(slog.NewJSONHandler(io.Discard, nil)))
 	if err != nil {
 		b.Fatal(err)

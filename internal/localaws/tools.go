@@ -103,6 +103,30 @@ func ToolPath(name string) (string, error) {
 	return path, nil
 }
 
+// VenvEnv names the environment variable that, when set, overrides the
+// Python venv VenvPython uses (by default <repo root>/.tools/venv).
+const VenvEnv = "AUTOTAGGER_VENV"
+
+// VenvPython returns the python of the venv `make tools` makes from
+// tools/requirements.txt (moto, cfn-lint, aws-sam-translator): $AUTOTAGGER_VENV
+// when set, else <repo root>/.tools/venv. The error for a missing venv says
+// to run `make tools`.
+func VenvPython() (string, error) {
+	dir := os.Getenv(VenvEnv)
+	if dir == "" {
+		root, err := RepoRoot()
+		if err != nil {
+			return "", fmt.Errorf("locate the tools venv: %w", err)
+		}
+		dir = filepath.Join(root, ".tools", "venv")
+	}
+	python := filepath.Join(dir, "bin", "python")
+	if _, err := os.Stat(python); err != nil {
+		return "", fmt.Errorf("the Python tools venv %s is missing (%w): run `make tools`", dir, err)
+	}
+	return python, nil
+}
+
 // sqsServerCommand returns the node binary and the absolute path of
 // scripts/sqsserver.mjs, after checking that local-aws-sqs is installed.
 func sqsServerCommand() (node, script string, err error) {

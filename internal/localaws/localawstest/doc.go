@@ -3,9 +3,9 @@
 // serves HTTP for tests: Start runs local-kms (us-east-1 and eu-west-1 by
 // default) behind its region router, the SQS stand-in with a dead-letter
 // queue and, when asked, the CloudTrail stand-in, registers their Cleanup,
-// and sets with tb.Setenv the variables that make awsenv.Load (the function's
-// configuration, FunctionConfig) and config.LoadDefaultConfig (the CLI's)
-// use them: AWS_ENDPOINT_URL_KMS,
+// and sets with tb.Setenv the variables that make config.LoadDefaultConfig
+// (the function's configuration, FunctionConfig, and the CLI's) use them:
+// AWS_ENDPOINT_URL_KMS,
 // AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_REGION=us-east-1,
 // dummy static credentials, AWS_CONFIG_FILE and AWS_SHARED_CREDENTIALS_FILE
 // set to os.DevNull, and DEAD_LETTER_QUEUE_URL. Options.Env adds or

@@ -10,11 +10,11 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
-	"github.com/kms-autotagger/kms-autotagger/internal/awsenv"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -235,10 +235,11 @@ func RegionOf(arn string) string {
 }
 
 // FunctionConfig returns the AWS configuration the function makes in Lambda
-// (awsenv.Load) from the process environment, such as the one Start sets.
+// (config.LoadDefaultConfig) from the process environment, such as the one
+// Start sets.
 func FunctionConfig(tb testing.TB) aws.Config {
 	tb.Helper()
-	cfg, err := awsenv.Load()
+	cfg, err := config.LoadDefaultConfig(context.Background())
 	if err != nil {
 		tb.Fatalf("loading the function's AWS configuration: %v", err)
 	}
