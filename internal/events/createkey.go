@@ -2,8 +2,9 @@ package events
 
 import "fmt"
 
-// CreateKeyRequest is requestParameters of a CreateKey record (the KMS
-// CreateKey request), trimmed to the fields this package reads:
+// CreateKeyRequest is requestParameters of a CreateKey record (the request
+// parameters of CreateKey in the AWS KMS API Reference, as CloudTrail
+// records them), trimmed to the fields this package reads:
 //
 //	{
 //	  "description": "payments data key",
@@ -29,23 +30,13 @@ type CreateKeyRequest struct {
 	Tags []RequestTag `json:"tags"`
 }
 
-// CreateKeyResponse is responseElements of a CreateKey record (the KMS
-// CreateKey response):
+// CreateKeyResponse is responseElements of a CreateKey record (the response
+// elements of CreateKey in the AWS KMS API Reference):
 //
 //	{"keyMetadata": {"AWSAccountId": "111122223333", "keyId": "...", "arn": "arn:aws:kms:...", ...}}
 type CreateKeyResponse struct {
 	// KeyMetadata describes the new key.
 	KeyMetadata *KeyMetadata `json:"keyMetadata"`
-}
-
-// createKey is u as CreateKey's model.
-func (u *requestUnion) createKey() CreateKeyRequest {
-	return CreateKeyRequest{Description: u.Description, KeySpec: u.KeySpec, KeyUsage: u.KeyUsage, Origin: u.Origin, MultiRegion: u.MultiRegion, Tags: u.Tags}
-}
-
-// createKey is u as CreateKey's model.
-func (u *responseUnion) createKey() CreateKeyResponse {
-	return CreateKeyResponse{KeyMetadata: u.KeyMetadata}
 }
 
 // parseCreateKey decodes a CreateKey record: the key is
@@ -56,15 +47,15 @@ func parseCreateKey(rec *Record) (Decoded, error) {
 		return rec.failedCall(), nil
 	}
 
-	req, err := readRequest(rec, "CreateKey requestParameters", (*requestUnion).createKey)
-	if err != nil {
+	var req CreateKeyRequest
+	if err := unmarshalPart("CreateKey requestParameters", rec.RequestParameters, &req); err != nil {
 		return d, err
 	}
-	resp, present, err := readResponse(rec, "CreateKey responseElements", (*responseUnion).createKey)
-	if err != nil {
+	var resp CreateKeyResponse
+	if err := unmarshalPart("CreateKey responseElements", rec.ResponseElements, &resp); err != nil {
 		return d, err
 	}
-	if !present {
+	if isNull(rec.ResponseElements) {
 		return d, rec.malformed("responseElements", "missing, and no errorCode says the call failed")
 	}
 	md := resp.KeyMetadata

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
 )
@@ -18,10 +17,10 @@ var ErrNotJSON = errors.New("not JSON of the expected shape")
 // ErrMalformed matches, through errors.Is, every *MalformedError.
 var ErrMalformed = errors.New("malformed key event")
 
-// MalformedError is returned for a CreateKey or ReplicateKey record that is
-// valid JSON but lacks, or contradicts, a field the tagger needs.
+// MalformedError is returned for a record of a handled call that is valid
+// JSON but lacks, or contradicts, a field the tagger needs.
 type MalformedError struct {
-	// EventName is the CloudTrail eventName: CreateKey or ReplicateKey.
+	// EventName is the CloudTrail eventName, one of the parser table's.
 	EventName string
 	// Field is the path of the offending field in the CloudTrail record,
 	// e.g. responseElements.keyMetadata.arn.
@@ -40,57 +39,31 @@ func (e *MalformedError) Is(target error) bool {
 	return target == ErrMalformed
 }
 
-// parser decodes the CloudTrail record of one API call. Decode picks it by
-// the EventBridge source and detail-type and the record's eventName;
-// DecodeRecord by the record's eventSource and eventName.
-type parser struct {
-	source      string // EventBridge source
-	detailType  string // EventBridge detail-type
-	eventSource string // CloudTrail eventSource
-	eventName   string // CloudTrail eventName
-	parse       func(rec *Record) (Decoded, error)
-}
-
-// parsers lists every event this package decodes; anything else is KindIgnore.
-var parsers = []parser{
-	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameCreateKey, parseCreateKey},
-	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameReplicateKey, parseReplicateKey},
-	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameTagResource, parseTagResource},
-	{SourceKMS, DetailTypeAPICall, EventSourceKMS, EventNameUntagResource, parseUntagResource},
-}
-
-// recordHead is the first pass over a CloudTrail record: just enough to pick
-// a parser and to name the event if the second pass fails.
+// recordHead is what picks the parser from a CloudTrail record: its
+// eventSource and eventName, and its eventID to name the event should the
+// whole record not decode.
 type recordHead struct {
 	EventSource string `json:"eventSource"`
 	EventName   string `json:"eventName"`
 	EventID     string `json:"eventID"`
 }
 
-// Decode decodes one EventBridge event as delivered to the Lambda.
+// Decode decodes one EventBridge event as delivered to the Lambda, in two
+// steps: the envelope, as aws-lambda-go's events.EventBridgeEvent with the
+// detail kept raw; then the detail, by the parser that the table in
+// parsers.go gives for the envelope's source and detail-type and the
+// record's eventName.
 //
-// An event that is not a CreateKey or ReplicateKey API call recorded by
-// CloudTrail for KMS is KindIgnore with a Reason and a nil error. The error
-// wraps ErrNotJSON when raw or its detail is not JSON of the expected shape,
-// and is a *MalformedError (matching ErrMalformed) when a CreateKey or
-// ReplicateKey record lacks what the tagger needs; in both cases the returned
-// Decoded carries the EventID and EventName as far as they could be read.
+// An event that is not an API call of the table (a CreateKey, ReplicateKey,
+// TagResource or UntagResource call recorded by CloudTrail for KMS) is
+// KindIgnore with a Reason and a nil error. The error wraps ErrNotJSON when
+// raw or its detail is not JSON of the expected shape, and is a
+// *MalformedError (matching ErrMalformed) when a record lacks what the
+// tagger needs; in both cases the returned Decoded carries the EventID and
+// EventName as far as they could be read.
 func Decode(raw []byte) (Decoded, error) {
-	return decode(raw, true)
-}
-
-// decode is Decode. With onePass, it reads an event that decodes whole in
-// one pass, as nearly every event does (onepass.go); without, or when the
-// event does not decode whole, it reads the envelope, then the record, then
-// its parts, in steps. The results are the same either way.
-func decode(raw []byte, onePass bool) (Decoded, error) {
 	var env events.EventBridgeEvent
-	var rec *Record
-	var head recordHead
-	if one := decodeEvent(raw, onePass); one != nil {
-		env, rec = one.EventBridgeEvent, one.Detail.record()
-		head = headOf(rec)
-	} else if err := unmarshalObject("EventBridge event", raw, &env); err != nil {
+	if err := unmarshalObject("EventBridge event", raw, &env); err != nil {
 		return Decoded{}, err
 	}
 	ignore := Decoded{Kind: KindIgnore, EventID: env.ID}
@@ -111,13 +84,9 @@ func decode(raw []byte, onePass bool) (Decoded, error) {
 		return ignore, nil
 	}
 
-	if rec == nil {
-		rec, head = decodeRecordOnce(env.Detail, onePass)
-	}
-	if rec == nil {
-		if err := unmarshalObject("detail of EventBridge event "+env.ID, env.Detail, &head); err != nil {
-			return ignore.unknown(), err
-		}
+	var head recordHead
+	if err := unmarshalObject("detail of EventBridge event "+env.ID, env.Detail, &head); err != nil {
+		return ignore.unknown(), err
 	}
 	if head.EventID != "" {
 		ignore.EventID = head.EventID
@@ -141,7 +110,7 @@ func decode(raw []byte, onePass bool) (Decoded, error) {
 		return ignore, nil
 	}
 
-	d, err := decodeWith(match, head, env.Detail, rec)
+	d, err := decodeWith(match, head, env.Detail)
 	if d.EventID == "" {
 		d.EventID = env.ID
 	}
@@ -152,17 +121,9 @@ func decode(raw []byte, onePass bool) (Decoded, error) {
 // string that cloudtrail:LookupEvents returns. The parser is picked by the
 // record's eventSource and eventName; results and errors are as for Decode.
 func DecodeRecord(detail []byte) (Decoded, error) {
-	return decodeRecord(detail, true)
-}
-
-// decodeRecord is DecodeRecord, reading the record's parts in its one pass
-// with onePass, else in steps.
-func decodeRecord(detail []byte, onePass bool) (Decoded, error) {
-	rec, head := decodeRecordOnce(detail, onePass)
-	if rec == nil {
-		if err := unmarshalObject("CloudTrail record", detail, &head); err != nil {
-			return Decoded{}, err
-		}
+	var head recordHead
+	if err := unmarshalObject("CloudTrail record", detail, &head); err != nil {
+		return Decoded{}, err
 	}
 	ignore := Decoded{Kind: KindIgnore, EventID: head.EventID, EventName: head.EventName}
 
@@ -174,7 +135,7 @@ func decodeRecord(detail []byte, onePass bool) (Decoded, error) {
 		}
 		knownSource = true
 		if p.eventName == head.EventName {
-			return decodeWith(p, head, detail, rec)
+			return decodeWith(p, head, detail)
 		}
 	}
 	if !knownSource {
@@ -185,32 +146,19 @@ func decodeRecord(detail []byte, onePass bool) (Decoded, error) {
 	return ignore, nil
 }
 
-// decodeWith runs p on the whole record: rec when the first pass read it
-// already, else detail, read now.
-func decodeWith(p *parser, head recordHead, detail []byte, rec *Record) (Decoded, error) {
-	if rec != nil {
-		return p.parse(rec)
-	}
-	rec = new(Record)
-	if err := unmarshalObject(p.eventName+" record "+head.EventID, detail, rec); err != nil {
+// decodeWith reads the whole record and runs p on it.
+func decodeWith(p *parser, head recordHead, detail []byte) (Decoded, error) {
+	var rec Record
+	if err := unmarshalObject(p.eventName+" record "+head.EventID, detail, &rec); err != nil {
 		return Decoded{EventID: head.EventID, EventName: head.EventName}, err
 	}
-	return p.parse(rec)
+	return p.parse(&rec)
 }
 
 // unknown drops the Kind and Reason of d, for returning alongside an error.
 func (d Decoded) unknown() Decoded {
 	d.Kind, d.Reason = 0, ""
 	return d
-}
-
-// handledNames lists the eventNames in parsers, for ignore reasons.
-func handledNames() string {
-	names := make([]string, len(parsers))
-	for i, p := range parsers {
-		names[i] = p.eventName
-	}
-	return strings.Join(names, " or ")
 }
 
 // unmarshalObject unmarshals data, which must be a JSON object, into v. what

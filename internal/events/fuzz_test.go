@@ -2,6 +2,8 @@ package events_test
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
@@ -11,7 +13,7 @@ import (
 // fixture, and checks that they never panic and that their results keep the
 // promises the tagger relies on.
 func FuzzDecode(f *testing.F) {
-	events.AddFixtureSeeds(f)
+	addFixtureSeeds(f)
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		d, err := events.Decode(raw)
 		checkInvariants(t, "Decode", d, err)
@@ -59,5 +61,24 @@ func checkInvariants(t *testing.T, fn string, d events.Decoded, err error) {
 		}
 	default:
 		t.Fatalf("%s: got Kind %d with no error, want tag, tag-change, ignore, failed-call or skip", fn, d.Kind)
+	}
+}
+
+// addFixtureSeeds adds every fixture in testdata to f's seed corpus.
+func addFixtureSeeds(f *testing.F) {
+	f.Helper()
+	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	if len(paths) == 0 {
+		f.Fatal("no seeds: got 0 testdata/*.json files, want at least 1")
+	}
+	for _, path := range paths {
+		raw, err := os.ReadFile(path)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
 	}
 }

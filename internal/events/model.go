@@ -3,6 +3,9 @@ package events
 import "time"
 
 // Names of the EventBridge and CloudTrail fields this package dispatches on.
+// The EventName constants name the entries of the parser table (parsers.go),
+// which is the one list of the events handled: use CreationEventNames and
+// TagChangeEventNames for a list.
 const (
 	// SourceKMS is the EventBridge source of events emitted for KMS.
 	SourceKMS = "aws.kms"
@@ -14,6 +17,10 @@ const (
 	EventNameCreateKey = "CreateKey"
 	// EventNameReplicateKey is the CloudTrail eventName of kms:ReplicateKey.
 	EventNameReplicateKey = "ReplicateKey"
+	// EventNameTagResource is the CloudTrail eventName of kms:TagResource.
+	EventNameTagResource = "TagResource"
+	// EventNameUntagResource is the CloudTrail eventName of kms:UntagResource.
+	EventNameUntagResource = "UntagResource"
 )
 
 // Key managers as KMS reports them in KeyMetadata.KeyManager.
@@ -48,8 +55,8 @@ const (
 	// KindIgnore is an event that is not ours (another source, detail-type or
 	// eventName). It is a no-op.
 	KindIgnore
-	// KindFailedCall is a CreateKey or ReplicateKey call that failed
-	// (errorCode set): no key was created. It is a no-op.
+	// KindFailedCall is a handled call that failed (errorCode set): no key
+	// was created, no tag changed. It is a no-op.
 	KindFailedCall
 	// KindSkip is a key event that must not be tagged: an AWS managed key, or
 	// the CreateKey that AWS logs in a replica's region on behalf of a
@@ -156,14 +163,6 @@ type KeyEvent struct {
 	// RequestTags are the tags the creator passed in the request, in order.
 	RequestTags []Tag `json:"requestTags,omitempty"`
 }
-
-// Names of the tag-changing calls the tamper repair watches.
-const (
-	// EventNameTagResource is the CloudTrail eventName of kms:TagResource.
-	EventNameTagResource = "TagResource"
-	// EventNameUntagResource is the CloudTrail eventName of kms:UntagResource.
-	EventNameUntagResource = "UntagResource"
-)
 
 // KindTagChange is a TagResource or UntagResource call that succeeded:
 // Decoded.Change is set. The tamper repair decides whether it touched

@@ -30,7 +30,9 @@ import (
 //	}
 //
 // requestParameters and responseElements depend on eventName and are kept
-// raw; responseElements is null when the call failed (errorCode set).
+// raw, for the eventName's parser to read into its own models (createkey.go,
+// replicatekey.go, tagresource.go, untagresource.go); responseElements is
+// null when the call failed (errorCode set).
 type Record struct {
 	// EventVersion is the record format version, e.g. 1.08 or 1.09.
 	EventVersion string `json:"eventVersion"`
@@ -66,10 +68,6 @@ type Record struct {
 	RecipientAccountID string `json:"recipientAccountId"`
 	// Resources are the resources the call acted on.
 	Resources []Resource `json:"resources"`
-
-	// parts are requestParameters and responseElements decoded, when the
-	// record was read in one pass (onepass.go); nil otherwise.
-	parts *parts
 }
 
 // Resource is one entry of a CloudTrail record's resources list:
@@ -107,7 +105,7 @@ type KeyMetadata struct {
 	AWSAccountID string `json:"AWSAccountId"`
 	// OldAWSAccountID is the same field as older records spell it. The two
 	// names differ only in case, so encoding/json gives each its exact
-	// match, in the one pass that reads the record.
+	// match.
 	OldAWSAccountID string `json:"aWSAccountId"`
 	// KeyID is the key id, e.g. a UUID or mrk-... for a multi-Region key.
 	KeyID string `json:"keyId"`

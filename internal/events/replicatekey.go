@@ -6,8 +6,9 @@ import (
 	"strings"
 )
 
-// ReplicateKeyRequest is requestParameters of a ReplicateKey record (the KMS
-// ReplicateKey request):
+// ReplicateKeyRequest is requestParameters of a ReplicateKey record (the
+// request parameters of ReplicateKey in the AWS KMS API Reference, as
+// CloudTrail records them):
 //
 //	{
 //	  "keyId": "arn:aws:kms:us-east-1:111122223333:key/mrk-...",
@@ -31,8 +32,8 @@ type ReplicateKeyRequest struct {
 	Policy json.RawMessage `json:"policy"`
 }
 
-// ReplicateKeyResponse is responseElements of a ReplicateKey record (the KMS
-// ReplicateKey response):
+// ReplicateKeyResponse is responseElements of a ReplicateKey record (the
+// response elements of ReplicateKey in the AWS KMS API Reference):
 //
 //	{
 //	  "replicaKeyMetadata": {"arn": "arn:aws:kms:eu-west-1:111122223333:key/mrk-...", "multiRegionConfiguration": {...}, ...},
@@ -48,16 +49,6 @@ type ReplicateKeyResponse struct {
 	ReplicaTags []RequestTag `json:"replicaTags"`
 }
 
-// replicateKey is u as ReplicateKey's model.
-func (u *requestUnion) replicateKey() ReplicateKeyRequest {
-	return ReplicateKeyRequest{KeyID: u.KeyID, ReplicaRegion: u.ReplicaRegion, Description: u.Description, Tags: u.Tags, BypassPolicyLockoutSafetyCheck: u.BypassPolicyLockoutSafetyCheck, Policy: u.Policy}
-}
-
-// replicateKey is u as ReplicateKey's model.
-func (u *responseUnion) replicateKey() ReplicateKeyResponse {
-	return ReplicateKeyResponse{ReplicaKeyMetadata: u.ReplicaKeyMetadata, ReplicaPolicy: u.ReplicaPolicy, ReplicaTags: u.ReplicaTags}
-}
-
 // parseReplicateKey decodes a ReplicateKey record. The record is logged in
 // the primary key's region, but the key to tag is the replica:
 // responseElements.replicaKeyMetadata.arn, in requestParameters.replicaRegion.
@@ -67,15 +58,15 @@ func parseReplicateKey(rec *Record) (Decoded, error) {
 		return rec.failedCall(), nil
 	}
 
-	req, err := readRequest(rec, "ReplicateKey requestParameters", (*requestUnion).replicateKey)
-	if err != nil {
+	var req ReplicateKeyRequest
+	if err := unmarshalPart("ReplicateKey requestParameters", rec.RequestParameters, &req); err != nil {
 		return d, err
 	}
-	resp, present, err := readResponse(rec, "ReplicateKey responseElements", (*responseUnion).replicateKey)
-	if err != nil {
+	var resp ReplicateKeyResponse
+	if err := unmarshalPart("ReplicateKey responseElements", rec.ResponseElements, &resp); err != nil {
 		return d, err
 	}
-	if !present {
+	if isNull(rec.ResponseElements) {
 		return d, rec.malformed("responseElements", "missing, and no errorCode says the call failed")
 	}
 

@@ -5,8 +5,9 @@ import (
 	"time"
 )
 
-// TagResourceRequest is requestParameters of a TagResource record (the KMS
-// TagResource request):
+// TagResourceRequest is requestParameters of a TagResource record (the
+// request parameters of TagResource in the AWS KMS API Reference, as
+// CloudTrail records them):
 //
 //	{"keyId": "arn:aws:kms:us-east-1:111122223333:key/1234abcd-...",
 //	 "tags": [{"tagKey": "CreatedBy", "tagValue": "arn:aws:iam::111122223333:user/mallory"}]}
@@ -20,19 +21,14 @@ type TagResourceRequest struct {
 	Tags []RequestTag `json:"tags"`
 }
 
-// tagResource is u as TagResource's model.
-func (u *requestUnion) tagResource() TagResourceRequest {
-	return TagResourceRequest{KeyID: u.KeyID, Tags: u.Tags}
-}
-
 // parseTagResource decodes a TagResource record into a TagChange.
 func parseTagResource(rec *Record) (Decoded, error) {
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedTagChange(), nil
 	}
-	req, err := readRequest(rec, "TagResource requestParameters", (*requestUnion).tagResource)
-	if err != nil {
+	var req TagResourceRequest
+	if err := unmarshalPart("TagResource requestParameters", rec.RequestParameters, &req); err != nil {
 		return d, err
 	}
 	ch, err := rec.newTagChange(req.KeyID)

@@ -1,7 +1,8 @@
 package events
 
 // UntagResourceRequest is requestParameters of an UntagResource record (the
-// KMS UntagResource request):
+// request parameters of UntagResource in the AWS KMS API Reference, as
+// CloudTrail records them):
 //
 //	{"keyId": "1234abcd-12ab-34cd-56ef-1234567890ab", "tagKeys": ["CreatedBy"]}
 type UntagResourceRequest struct {
@@ -11,19 +12,14 @@ type UntagResourceRequest struct {
 	TagKeys []string `json:"tagKeys"`
 }
 
-// untagResource is u as UntagResource's model.
-func (u *requestUnion) untagResource() UntagResourceRequest {
-	return UntagResourceRequest{KeyID: u.KeyID, TagKeys: u.TagKeys}
-}
-
 // parseUntagResource decodes an UntagResource record into a TagChange.
 func parseUntagResource(rec *Record) (Decoded, error) {
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedTagChange(), nil
 	}
-	req, err := readRequest(rec, "UntagResource requestParameters", (*requestUnion).untagResource)
-	if err != nil {
+	var req UntagResourceRequest
+	if err := unmarshalPart("UntagResource requestParameters", rec.RequestParameters, &req); err != nil {
 		return d, err
 	}
 	ch, err := rec.newTagChange(req.KeyID)
