@@ -12,6 +12,7 @@
 //     tagged, skipped, dead-lettered and returned as errors.
 //   - Retries (Count): the TagResource attempts beyond the first.
 //   - TagsWritten (Count): the governance tags written on the key.
+//   - Repairs (Count): 1 for a tamper repair that restored governance tags.
 //   - Duration (Milliseconds): the time the handler spent on the event.
 //
 // # Dimensions
@@ -23,15 +24,18 @@
 //
 //   - Outcome: tagged, skipped, dead-lettered or error (the tagger.Outcome
 //     values); anything else is reported as "unknown".
-//   - EventName: CreateKey or ReplicateKey; anything else, including an
+//   - EventName: one of the events the events package handles
+//     (events.CreationEventNames and events.TagChangeEventNames: CreateKey,
+//     ReplicateKey, TagResource, UntagResource); anything else, including an
 //     event too malformed to have a name, as "Other".
 //   - Region: the key's region when it has the form of a region name, else
 //     "unknown".
 //
-// With R regions in use that is at most 4 + 4*3 + R series per metric name,
-// 4 metric names. [Outcome] answers "how many dead letters"; [Outcome,
-// EventName] separates replicas from new keys; [Region] shows where retries
-// and latency come from. Finer questions (which key, which creator) belong to
+// With R regions in use, and counting "unknown" and "Other", that is at
+// most 5 + 5*5 + R+1 series per metric name, 5 metric names. [Outcome]
+// answers "how many dead letters"; [Outcome, EventName] separates replicas
+// from new keys and tag changes; [Region] shows where retries and latency
+// come from. Finer questions (which key, which creator) belong to
 // the handler's log line, not to metric dimensions: a key ARN or event ID as
 // a dimension would create a metric per event.
 //

@@ -1,10 +1,12 @@
 package metrics
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"strconv"
+	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -36,8 +38,9 @@ const (
 
 // Dimension values that stand for a value outside the closed sets.
 const (
-	// OtherEventName is the EventName of any event that is neither CreateKey
-	// nor ReplicateKey, or has no name.
+	// OtherEventName is the EventName of any event that is not one the
+	// events package handles (events.CreationEventNames and
+	// events.TagChangeEventNames), or has no name.
 	OtherEventName = "Other"
 	// Unknown is the Outcome or Region of an event whose own value is not a
 	// known outcome or not a region name.
@@ -47,7 +50,7 @@ const (
 // outcomes are the Outcome dimension values kept as they are: the
 // tagger.Outcome values (this package cannot import tagger, which will
 // import it; a test keeps the two in step).
-var outcomes = [...]string{"tagged", "skipped", "dead-lettered", "error"}
+var outcomes = []string{"tagged", "skipped", "dead-lettered", "error"}
 
 // Event is what one handled event adds to the metrics. Each field feeds the
 // metric or dimension its comment names.
@@ -84,8 +87,8 @@ type metric struct {
 	value func(Event) float64
 }
 
-// metricTable lists the metrics of every line, in the order they are
-// written. The EMF specification allows at most 100.
+// metricTable lists the metrics of every line, in the order of the
+// directive's Metrics. The EMF specification allows at most 100.
 var metricTable = []metric{
 	{MetricEvents, "Count", func(Event) float64 { return 1 }},
 	{MetricRetries, "Count", func(e Event) float64 { return float64(max(e.Attempts-1, 0)) }},
@@ -104,16 +107,36 @@ var dimensionSets = [][]string{
 	{DimensionRegion},
 }
 
+// metadata is the _aws member of an EMF line (the specification's Metadata
+// object): when the values were taken and which root members are metrics.
+type metadata struct {
+	// Timestamp is in milliseconds since the epoch.
+	Timestamp         int64       `json:"Timestamp"`
+	CloudWatchMetrics []directive `json:"CloudWatchMetrics"`
+}
+
+// directive is a MetricDirective of the specification.
+type directive struct {
+	Namespace  string       `json:"Namespace"`
+	Dimensions [][]string   `json:"Dimensions"`
+	Metrics    []definition `json:"Metrics"`
+}
+
+// definition is a MetricDefinition of the specification.
+type definition struct {
+	Name string `json:"Name"`
+	Unit string `json:"Unit"`
+}
+
 // Emitter writes one EMF line per Record. It is safe for concurrent use; a
 // nil *Emitter records nothing.
 type Emitter struct {
 	w io.Writer
-	// head is `{"_aws":{"Timestamp":` and tail what follows the timestamp
-	// up to the root members: both are the same for every line.
-	head, tail []byte
+	// directives are the CloudWatchMetrics of every line: one directive
+	// with the namespace, dimensionSets and metricTable.
+	directives []directive
 
-	mu  sync.Mutex
-	buf []byte // the line being built, reused under mu
+	mu sync.Mutex // held for each Write to w
 }
 
 // New returns an Emitter that writes to w (os.Stdout in Lambda) under
@@ -126,46 +149,11 @@ func New(w io.Writer, namespace string) (*Emitter, error) {
 	if err := CheckNamespace(namespace); err != nil {
 		return nil, err
 	}
-	tail := append([]byte(`,"CloudWatchMetrics":`), directives(namespace)...)
-	tail = append(tail, "}"...)
-	return &Emitter{w: w, head: []byte(`{"_aws":{"Timestamp":`), tail: tail}, nil
-}
-
-// directives returns the CloudWatchMetrics member of every line: one
-// directive with the namespace, dimensionSets and metricTable. It is built
-// here rather than by encoding/json, whose first use costs the function's
-// cold start 0.1 to 0.2 ms: the names are constant ASCII words and the
-// namespace printable ASCII (CheckNamespace), which strconv quotes exactly
-// as JSON needs (only " and \ escaped).
-func directives(namespace string) []byte {
-	b := []byte(`[{"Namespace":`)
-	b = strconv.AppendQuote(b, namespace)
-	b = append(b, `,"Dimensions":[`...)
-	for i, set := range dimensionSets {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, '[')
-		for j, name := range set {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = strconv.AppendQuote(b, name)
-		}
-		b = append(b, ']')
+	d := directive{Namespace: namespace, Dimensions: dimensionSets}
+	for _, m := range metricTable {
+		d.Metrics = append(d.Metrics, definition{Name: m.name, Unit: m.unit})
 	}
-	b = append(b, `],"Metrics":[`...)
-	for i, m := range metricTable {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = append(b, `{"Name":`...)
-		b = strconv.AppendQuote(b, m.name)
-		b = append(b, `,"Unit":`...)
-		b = strconv.AppendQuote(b, m.unit)
-		b = append(b, '}')
-	}
-	return append(b, "]}]"...)
+	return &Emitter{w: w, directives: []directive{d}}, nil
 }
 
 // CheckNamespace reports whether CloudWatch accepts namespace: 1 to 255
@@ -202,96 +190,57 @@ func (e *Emitter) Record(ev Event) error {
 	if t.IsZero() {
 		t = time.Now()
 	}
+	// The root object: _aws, then a member per dimension and per metric.
+	root := map[string]any{
+		"_aws":             metadata{Timestamp: t.UnixMilli(), CloudWatchMetrics: e.directives},
+		DimensionOutcome:   outcomeValue(ev.Outcome),
+		DimensionEventName: eventNameValue(ev.EventName),
+		DimensionRegion:    regionValue(ev.Region),
+	}
+	for _, m := range metricTable {
+		root[m.name] = m.value(ev)
+	}
+	line, err := json.Marshal(root)
+	if err != nil {
+		return fmt.Errorf("encoding EMF metrics line: %w", err)
+	}
+	line = append(line, '\n')
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	b := append(e.buf[:0], e.head...)
-	b = strconv.AppendInt(b, t.UnixMilli(), 10)
-	b = append(b, e.tail...)
-	// The dimension values come from closed sets of plain ASCII words with
-	// no character that JSON escapes, so they are written as they are.
-	b = appendString(b, DimensionOutcome, outcomeValue(ev.Outcome))
-	b = appendString(b, DimensionEventName, eventNameValue(ev.EventName))
-	b = appendString(b, DimensionRegion, regionValue(ev.Region))
-	for i := range metricTable {
-		m := &metricTable[i]
-		b = append(b, ',', '"')
-		b = append(b, m.name...)
-		b = append(b, '"', ':')
-		b = strconv.AppendFloat(b, m.value(ev), 'f', -1, 64)
-	}
-	b = append(b, '}', '\n')
-	e.buf = b
-	if _, err := e.w.Write(b); err != nil {
+	if _, err := e.w.Write(line); err != nil {
 		return fmt.Errorf("writing EMF metrics line: %w", err)
 	}
 	return nil
 }
 
-func appendString(b []byte, name, value string) []byte {
-	b = append(b, ',', '"')
-	b = append(b, name...)
-	b = append(b, '"', ':', '"')
-	b = append(b, value...)
-	return append(b, '"')
-}
-
 func outcomeValue(o string) string {
-	for _, known := range outcomes {
-		if o == known {
-			return known
-		}
+	if slices.Contains(outcomes, o) {
+		return o
 	}
 	return Unknown
 }
 
+// handledEventNames are the EventName dimension values kept as they are:
+// the events the events package handles.
+var handledEventNames = append(events.CreationEventNames(), events.TagChangeEventNames()...)
+
 func eventNameValue(name string) string {
-	switch name {
-	case events.EventNameCreateKey, events.EventNameReplicateKey, events.EventNameTagResource, events.EventNameUntagResource:
+	if slices.Contains(handledEventNames, name) {
 		return name
 	}
 	return OtherEventName
 }
 
-// regionValue returns region when it has the form of an AWS region name
-// (us-east-1, us-gov-west-1, ap-southeast-5): two lowercase letters, one or
-// more lowercase words, a number of one or two digits, joined by hyphens.
+// regionName is the form of an AWS region name (us-east-1, us-gov-west-1,
+// ap-southeast-5): two lowercase letters, one or more lowercase words and a
+// number of one or two digits, joined by hyphens.
+var regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-[0-9]{1,2}$`)
+
+// regionValue returns region when it has the form of an AWS region name and
+// at most 32 characters.
 func regionValue(region string) string {
-	if len(region) > 32 {
+	if len(region) > 32 || !regionName.MatchString(region) {
 		return Unknown
 	}
-	first, rest, ok := strings.Cut(region, "-")
-	if !ok || len(first) != 2 || !lower(first) {
-		return Unknown
-	}
-	for words := 0; ; words++ {
-		part, more, ok := strings.Cut(rest, "-")
-		if !ok {
-			if words == 0 || len(part) < 1 || len(part) > 2 || !digits(part) {
-				return Unknown
-			}
-			return region
-		}
-		if part == "" || !lower(part) {
-			return Unknown
-		}
-		rest = more
-	}
-}
-
-func lower(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 'a' || s[i] > 'z' {
-			return false
-		}
-	}
-	return true
-}
-
-func digits(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
+	return region
 }
