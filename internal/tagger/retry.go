@@ -26,17 +26,24 @@ type RetryOptions struct {
 }
 
 // NewRetryer returns the retryer for KMS clients: the SDK's standard
-// retryer (exponential backoff with jitter; 5xx, network faults and
-// throttling are retried) with three changes:
-//   - KMSInternalException and DependencyTimeoutException are retried,
-//     which the standard retryer does not do by default;
-//   - LimitExceededException is not retried: for TagResource it means the
-//     key has too many tags, which no retry fixes;
-//   - NotFoundException is retried up to NotFoundAttempts attempts;
-//   - a *RateLimitError (see WithRateLimit) is not retried.
-//
-// The client-side retry quota is off: a Lambda instance handles one event
-// at a time, and the invocation deadline bounds the retries instead.
+// retryer, which already retries with exponential backoff and jitter every
+// HTTP 500, 502, 503 and 504 (so KMSInternalException, 500, and
+// DependencyTimeoutException, 503, as KMS sends them), network faults and
+// the throttling codes, with four changes, each tested against the plain
+// standard retryer in retry_test.go:
+//   - LimitExceededException is not retried: the standard retryer takes it
+//     for throttling, but for TagResource it means the key has too many
+//     tags, which no retry fixes;
+//   - NotFoundException, which the standard retryer does not retry, is
+//     retried up to NotFoundAttempts attempts: a key just created may not be
+//     visible to every KMS host yet (eventual consistency);
+//   - a *RateLimitError (see WithRateLimit) is not retried: it wraps
+//     context.DeadlineExceeded, a temporary error to the standard retryer,
+//     but no later attempt would get a turn before the deadline either;
+//   - the client-side retry quota is off: the standard retryer stops
+//     retrying once a client's retries have spent its 500 tokens, but a
+//     Lambda instance handles one event at a time, and the invocation
+//     deadline bounds the retries instead.
 func NewRetryer(o RetryOptions) aws.Retryer {
 	std := retry.NewStandard(func(so *retry.StandardOptions) {
 		if o.MaxAttempts > 0 {
@@ -51,7 +58,7 @@ func NewRetryer(o RetryOptions) aws.Retryer {
 	return &kmsRetryer{Standard: std, notFoundAttempts: max(o.NotFoundAttempts, 1)}
 }
 
-// kmsRetryable decides the KMS error codes the standard list gets wrong.
+// kmsRetryable decides the errors the standard list gets wrong for tagging.
 func kmsRetryable(err error) aws.Ternary {
 	var limitErr *RateLimitError
 	if errors.As(err, &limitErr) {
@@ -62,8 +69,6 @@ func kmsRetryable(err error) aws.Ternary {
 		return aws.UnknownTernary
 	}
 	switch apiErr.ErrorCode() {
-	case CodeKMSInternal, CodeDependencyTimeout:
-		return aws.TrueTernary
 	case CodeNotFound:
 		return aws.TrueTernary // bounded by kmsRetryer.RetryDelay
 	case CodeLimitExceeded:
