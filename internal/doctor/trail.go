@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 )
 
 // TrailAPI is the CloudTrail calls the cloudtrail check makes; they need
@@ -25,12 +27,16 @@ var _ TrailAPI = (*cloudtrail.Client)(nil)
 // kmsEventSource is the CloudTrail eventSource of KMS.
 const kmsEventSource = "kms.amazonaws.com"
 
-// kmsWriteEvents are the events the tagger reacts to, as the advanced event
-// selector fields see them.
-var kmsWriteEvents = []map[string]string{
-	{"eventCategory": "Management", "eventSource": kmsEventSource, "eventName": "CreateKey", "readOnly": "false"},
-	{"eventCategory": "Management", "eventSource": kmsEventSource, "eventName": "ReplicateKey", "readOnly": "false"},
-}
+// kmsWriteEvents are the events the tagger reacts to, the calls that create
+// a key (events.CreationEventNames), as the advanced event selector fields
+// see them.
+var kmsWriteEvents = func() []map[string]string {
+	var evs []map[string]string
+	for _, name := range events.CreationEventNames() {
+		evs = append(evs, map[string]string{"eventCategory": "Management", "eventSource": kmsEventSource, "eventName": name, "readOnly": "false"})
+	}
+	return evs
+}()
 
 const createTrailFix = "Create a multi-Region trail, which covers every region including those enabled later, and start it: " +
 	"aws cloudtrail create-trail --name management-events --s3-bucket-name BUCKET --is-multi-region-trail && " +
@@ -77,7 +83,8 @@ func CheckTrails(ctx context.Context, api TrailAPI, region string) Check {
 		c.Fix = createTrailFix
 	default:
 		c.Status = Fail
-		c.Summary = fmt.Sprintf("no trail covering %s both logs and records KMS management write events: EventBridge receives no CreateKey or ReplicateKey there", region)
+		c.Summary = fmt.Sprintf("no trail covering %s both logs and records KMS management write events: EventBridge receives no %s there",
+			region, strings.Join(events.CreationEventNames(), " or "))
 		c.Fix = strings.Join(fixes, " ")
 		if len(fixes) > 1 {
 			c.Fix = "Any one of these: " + strings.Join(fixes, " Or: ")
@@ -158,8 +165,8 @@ func describeTrail(t types.Trail) string {
 
 // RecordsKMSWrites reports whether a trail with these event selectors (as
 // GetEventSelectors returns them: basic or advanced, never both) records
-// the management write events of kms.amazonaws.com, CreateKey and
-// ReplicateKey, and says why or why not.
+// the management write events of kms.amazonaws.com that create a key
+// (events.CreationEventNames), and says why or why not.
 //
 // A basic selector records them when it includes management events
 // (IncludeManagementEvents true or unset, the API's default), its

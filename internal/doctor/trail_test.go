@@ -1,6 +1,7 @@
 package doctor_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 
@@ -8,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/doctor"
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 )
 
 func field(name string, op string, values ...string) types.AdvancedFieldSelector {
@@ -41,7 +43,21 @@ func advanced(name string, fields ...types.AdvancedFieldSelector) types.Advanced
 
 var management = field("eventCategory", "Equals", "Management")
 
+// oneSelectorPerCreation is an advanced selector per call that creates a
+// key, each named after its call and recording only it, and the reason
+// RecordsKMSWrites gives for them.
+func oneSelectorPerCreation() ([]types.AdvancedEventSelector, string) {
+	var selectors []types.AdvancedEventSelector
+	var labels []string
+	for _, name := range events.CreationEventNames() {
+		selectors = append(selectors, advanced(name, management, field("eventName", "Equals", name)))
+		labels = append(labels, fmt.Sprintf("advanced selector %q", name))
+	}
+	return selectors, strings.Join(labels, " and ") + " records"
+}
+
 func TestRecordsKMSWrites(t *testing.T) {
+	perCreation, perCreationWhy := oneSelectorPerCreation()
 	cases := []struct {
 		name     string
 		basic    []types.EventSelector
@@ -84,7 +100,7 @@ func TestRecordsKMSWrites(t *testing.T) {
 		{name: "advanced: write events only", want: true,
 			advanced: []types.AdvancedEventSelector{advanced("", management, field("readOnly", "Equals", "false"))}},
 		{name: "advanced: read events only", want: false,
-			wantWhy:  "no advanced event selector records kms:CreateKey: advanced selector 1 excludes them (readOnly Equals [true])",
+			wantWhy:  "no advanced event selector records kms:" + events.EventNameCreateKey + ": advanced selector 1 excludes them (readOnly Equals [true])",
 			advanced: []types.AdvancedEventSelector{advanced("", management, field("readOnly", "Equals", "true"))}},
 		{name: "advanced: KMS excluded", want: false,
 			wantWhy:  `advanced selector "no kms" excludes them (eventSource NotEquals [kms.amazonaws.com])`,
@@ -105,14 +121,10 @@ func TestRecordsKMSWrites(t *testing.T) {
 				advanced("reads", management, field("readOnly", "Equals", "true")),
 				advanced("writes", management, field("readOnly", "Equals", "false")),
 			}},
-		{name: "advanced: only CreateKey", want: false, wantWhy: "no advanced event selector records kms:ReplicateKey",
-			advanced: []types.AdvancedEventSelector{advanced("", management, field("eventName", "Equals", "CreateKey"))}},
-		{name: "advanced: CreateKey and ReplicateKey by two selectors", want: true,
-			wantWhy: `advanced selector "create" and advanced selector "replicate" records`,
-			advanced: []types.AdvancedEventSelector{
-				advanced("create", management, field("eventName", "Equals", "CreateKey")),
-				advanced("replicate", management, field("eventName", "Equals", "ReplicateKey")),
-			}},
+		{name: "advanced: only CreateKey", want: false, wantWhy: "no advanced event selector records kms:" + events.EventNameReplicateKey,
+			advanced: []types.AdvancedEventSelector{advanced("", management, field("eventName", "Equals", events.EventNameCreateKey))}},
+		{name: "advanced: each creation call by its own selector", want: true,
+			wantWhy: perCreationWhy, advanced: perCreation},
 		{name: "advanced: a field the doctor cannot judge", want: false,
 			wantWhy: "filters on userIdentity.arn, which the doctor cannot judge",
 			advanced: []types.AdvancedEventSelector{advanced("", management,
