@@ -335,4 +335,4 @@ func isPendingDeletion(state string) bool {
 // creationNames are the CloudTrail events that create a key, looked up one
 // name at a time: a lookup by EventSource kms.amazonaws.com would page
 // through every Decrypt and GenerateDataKey as well, far more calls.
-var creationNames = []string{events.EventNameCreateKey, events.EventNameReplicateKey}
+var creationNames = events.CreationEventNames()

@@ -22,6 +22,7 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -36,6 +37,10 @@ const (
 	// eu-west-1 (local-kms has no ReplicateKey; seeds give both ends).
 	mrkID = "mrk-1f2e3d4c5b6a47988796a5b4c3d2e1f0"
 )
+
+// noCreationEvent is what the reason of a key without a creation event
+// begins with.
+var noCreationEvent = "no " + strings.Join(events.CreationEventNames(), " or ") + " event"
 
 // stack is local-kms in two regions and the CloudTrail stand-in, with the
 // clients backfill.NewClients makes from the environment, as the CLI does.
@@ -173,7 +178,7 @@ func createKeyRecord(eventID, keyARN string, at time.Time, keyManager string) []
 	return mustJSON(map[string]any{
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "IAMUser", "principalId": "AIDAEXAMPLE", "arn": alice, "accountId": account, "userName": "alice"},
-		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": "CreateKey", "awsRegion": region,
+		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": events.EventNameCreateKey, "awsRegion": region,
 		"sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2.15.0",
 		"requestParameters": map[string]any{"keySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS"},
 		"responseElements": map[string]any{"keyMetadata": map[string]any{
@@ -192,7 +197,7 @@ func failedCreateKeyRecord(eventID string, at time.Time) []byte {
 	return mustJSON(map[string]any{
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "IAMUser", "arn": alice, "accountId": account, "userName": "alice"},
-		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": "CreateKey", "awsRegion": east,
+		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": events.EventNameCreateKey, "awsRegion": east,
 		"errorCode": "AccessDenied", "errorMessage": "not allowed", "requestParameters": map[string]any{}, "responseElements": nil,
 		"eventID": eventID, "eventType": "AwsApiCall", "recipientAccountId": account,
 	})
@@ -213,7 +218,7 @@ func replicateKeyRecords(eventID, awsEventID, primaryARN, replicaARN string, at 
 	replicate = mustJSON(map[string]any{
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "IAMUser", "arn": alice, "accountId": account, "userName": "alice"},
-		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": "ReplicateKey",
+		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": events.EventNameReplicateKey,
 		"awsRegion":         localawstest.RegionOf(primaryARN),
 		"requestParameters": map[string]any{"keyId": primaryARN, "replicaRegion": localawstest.RegionOf(replicaARN)},
 		"responseElements":  map[string]any{"replicaKeyMetadata": md},
@@ -226,7 +231,7 @@ func replicateKeyRecords(eventID, awsEventID, primaryARN, replicaARN string, at 
 	created = mustJSON(map[string]any{
 		"eventVersion": "1.09",
 		"userIdentity": map[string]any{"type": "AWSService", "invokedBy": "kms.amazonaws.com"},
-		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": "CreateKey",
+		"eventTime":    at.UTC().Format(time.RFC3339), "eventSource": "kms.amazonaws.com", "eventName": events.EventNameCreateKey,
 		"awsRegion":         localawstest.RegionOf(replicaARN),
 		"requestParameters": map[string]any{"multiRegion": true},
 		"responseElements":  map[string]any{"keyMetadata": md},
@@ -309,7 +314,7 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 	s.addEvent(t, east, createKeyRecord("ev-aws", awsManaged, hoursAgo(25), "AWS"))
 
 	s.addEvent(t, east, failedCreateKeyRecord("ev-failed-call", hoursAgo(24)))
-	s.addEvent(t, east, []byte(`{"eventVersion":"1.09","eventSource":"kms.amazonaws.com","eventName":"CreateKey","awsRegion":"us-east-1","eventID":"ev-malformed","eventTime":"`+hoursAgo(23).Format(time.RFC3339)+`","responseElements":{"keyMetadata":{"keyId":"x"}}}`))
+	s.addEvent(t, east, []byte(`{"eventVersion":"1.09","eventSource":"kms.amazonaws.com","eventName":"`+events.EventNameCreateKey+`","awsRegion":"us-east-1","eventID":"ev-malformed","eventTime":"`+hoursAgo(23).Format(time.RFC3339)+`","responseElements":{"keyMetadata":{"keyId":"x"}}}`))
 
 	westKey := s.CreateKey(t, west)
 	s.addEvent(t, west, createKeyRecord("ev-west", westKey, hoursAgo(20), "CUSTOMER"))
@@ -362,7 +367,7 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 		{westKey, "tagged", "ev-west", "", ""},
 		{primary, "tagged", "ev-primary", "", ""},
 		{replica, "tagged", "ev-replicate", "", ""},
-		{unknown, "no-creation-event", "", "no CreateKey or ReplicateKey event", ""},
+		{unknown, "no-creation-event", "", noCreationEvent, ""},
 	}
 	for _, tt := range tests {
 		row, ok := rows[tt.key]
@@ -406,8 +411,10 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 	if sum.Events != 14 || sum.IgnoredEvents != 1 || sum.SupersededEvents != 2 || sum.NoCreationEvent != 1 {
 		t.Errorf("got events %d, ignored %d, superseded %d, no creation event %d; want 14, 1, 2, 1", sum.Events, sum.IgnoredEvents, sum.SupersededEvents, sum.NoCreationEvent)
 	}
-	if sum.Requests[backfill.OpLookupEvents] != 4 || sum.Requests[backfill.OpTagResource] != 6 || sum.Requests[backfill.OpListKeys] != 2 {
-		t.Errorf("got requests %v, want 4 LookupEvents (2 names x 2 regions), 6 TagResource, 2 ListKeys", sum.Requests)
+	// One LookupEvents per creation event name and region: every page holds all the events of its name.
+	lookups := 2 * len(events.CreationEventNames())
+	if sum.Requests[backfill.OpLookupEvents] != lookups || sum.Requests[backfill.OpTagResource] != 6 || sum.Requests[backfill.OpListKeys] != 2 {
+		t.Errorf("got requests %v, want %d LookupEvents (a name x 2 regions), 6 TagResource, 2 ListKeys", sum.Requests, lookups)
 	}
 	if sum.Interrupted || sum.DryRun || len(sum.Errors) > 0 {
 		t.Errorf("got summary %+v, want a complete run without errors", sum)
@@ -467,7 +474,7 @@ func TestBackfillDryRunChangesNothing(t *testing.T) {
 		!maps.Equal(tagMap(r.Previous), map[string]string{"CreatedAt": "1999-01-01T00:00:00Z"}) {
 		t.Errorf("row of %s: got %+v, want would-tag changing CreatedAt from 1999", k2, r)
 	}
-	if r := rows[unknown]; r.Action != backfill.ActionWouldTag || len(r.Tags) != 1 || r.Tags[0].Key != "CreatedAt" || !strings.Contains(r.Reason, "no CreateKey or ReplicateKey event") {
+	if r := rows[unknown]; r.Action != backfill.ActionWouldTag || len(r.Tags) != 1 || r.Tags[0].Key != "CreatedAt" || !strings.Contains(r.Reason, noCreationEvent) {
 		t.Errorf("row of %s: got %+v, want would-tag with CreatedAt only, saying it has no creation event", unknown, r)
 	}
 	if !rep.Summary.DryRun {
@@ -558,9 +565,11 @@ func TestBackfillSurvivesLookupThrottling(t *testing.T) {
 	if throttled == 0 {
 		t.Error("got no ThrottlingException from the stand-in, want some: the test does not test retries")
 	}
-	// 4 pages of CreateKey, 1 of ReplicateKey answered, plus the retries.
-	if got, want := rep.Summary.Requests[backfill.OpLookupEvents], 5+throttled; got != want {
-		t.Errorf("got %d LookupEvents requests counted, want %d (5 answered, %d throttled)", got, want, throttled)
+	// A page of one CreateKey event per key, an empty page for each other
+	// creation event name, plus the retries.
+	answered := len(keys) + len(events.CreationEventNames()) - 1
+	if got, want := rep.Summary.Requests[backfill.OpLookupEvents], answered+throttled; got != want {
+		t.Errorf("got %d LookupEvents requests counted, want %d (%d answered, %d throttled)", got, want, answered, throttled)
 	}
 	t.Logf("%d LookupEvents throttled and retried", throttled)
 }
@@ -605,9 +614,10 @@ func TestBackfillKeepsToRateLimits(t *testing.T) {
 				tags = append(tags, c.at)
 			}
 		}
-		// perRegion pages of one CreateKey event, one empty ReplicateKey page.
-		if answered != perRegion+1 || len(tags) != perRegion {
-			t.Fatalf("%s: got %d LookupEvents answered and %d TagResource, want %d and %d", region, answered, len(tags), perRegion+1, perRegion)
+		// perRegion pages of one CreateKey event, an empty page for each
+		// other creation event name.
+		if want := perRegion + len(events.CreationEventNames()) - 1; answered != want || len(tags) != perRegion {
+			t.Fatalf("%s: got %d LookupEvents answered and %d TagResource, want %d and %d", region, answered, len(tags), want, perRegion)
 		}
 		lr, tr := observedRate(lookups), observedRate(tags)
 		t.Logf("%s: LookupEvents %.1f/s (limit %.0f), TagResource %.1f/s (limit %.0f)", region, lr, lookupRate, tr, tagRate)

@@ -388,7 +388,7 @@ func (r *run) tagUnknown(j *job) (Row, bool) {
 	r.noCreation++
 	r.mu.Unlock()
 	created := aws.ToTime(meta.CreationDate).UTC()
-	missing := fmt.Sprintf("no CreateKey or ReplicateKey event in the event history of %s since %s", j.region, r.since.Format(time.RFC3339))
+	missing := fmt.Sprintf("no %s event in the event history of %s since %s", strings.Join(creationNames, " or "), j.region, r.since.Format(time.RFC3339))
 	if created.Before(r.since) {
 		missing += fmt.Sprintf(" (the key was created %s, before that)", created.Format(time.RFC3339))
 	}
