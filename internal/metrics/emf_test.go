@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -446,6 +447,21 @@ func TestOutcomesMatchTagger(t *testing.T) {
 		root := mustValid(t, recordOne(t, "", metrics.Event{Outcome: string(o), Time: handled}), handled)
 		if got := root["Outcome"]; got != string(o) {
 			t.Errorf("Outcome for tagger outcome %q = %v, want %q", o, got, o)
+		}
+	}
+}
+
+// TestRecordEventNames checks that every event the events package handles
+// is its own EventName dimension value, and anything else is Other.
+func TestRecordEventNames(t *testing.T) {
+	cases := map[string]string{"": "Other", "EnableKeyRotation": "Other", "createkey": "Other"}
+	for _, name := range append(events.CreationEventNames(), events.TagChangeEventNames()...) {
+		cases[name] = name
+	}
+	for in, want := range cases {
+		root := mustValid(t, recordOne(t, "", metrics.Event{Outcome: "tagged", EventName: in, Time: handled}), handled)
+		if got := root["EventName"]; got != want {
+			t.Errorf("EventName for %q = %v, want %q", in, got, want)
 		}
 	}
 }
