@@ -97,11 +97,10 @@ bench: tools
 	@echo "== size of the linux/arm64 bootstrap and its zip" | tee -a $(CURDIR)/bench/results.txt
 	bash bench/size.sh | tee -a $(CURDIR)/bench/results.txt
 
-## fuzz: fuzz the event decoder, then its one pass against its steps (FUZZTIME=10m for a long run)
+## fuzz: fuzz the event decoder (FUZZTIME=10m for a long run)
 FUZZTIME ?= 60s
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$' -fuzztime $(FUZZTIME) ./internal/events/
-	$(GO) test -run '^$$' -fuzz '^FuzzOnePass$$' -fuzztime $(FUZZTIME) ./internal/events/
 
 ## demo: run the real bootstrap under the Lambda runtime interface emulator against local KMS (two regions) and SQS, post every events/ sample, print what happened
 demo: tools build
