@@ -40,8 +40,17 @@ type CreateKeyResponse struct {
 }
 
 // parseCreateKey decodes a CreateKey record: the key is
-// responseElements.keyMetadata.
-func parseCreateKey(rec *Record) (Decoded, error) {
+// responseElements.keyMetadata. Its accounts (recipientAccountId, the key
+// ARN's, keyMetadata's AWSAccountId, a replica's primary key ARN's) and its
+// regions (awsRegion, the key ARN's) must agree, and with env's.
+//
+// A CreateKey of a REPLICA key is the one KMS logs in the replica's region
+// for a ReplicateKey call: it is KindSkip whoever userIdentity names, since
+// the replica is tagged from the ReplicateKey, logged in the primary's
+// region, whose caller is the creator. userIdentity is the event's own
+// text, and these records carry various shapes of it (an AWSService, just
+// an accountId and invokedBy, or a principal), so it decides nothing here.
+func parseCreateKey(rec *Record, env *origin) (Decoded, error) {
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedCall(), nil
@@ -63,43 +72,45 @@ func parseCreateKey(rec *Record) (Decoded, error) {
 		return d, rec.malformed("responseElements.keyMetadata", "missing")
 	}
 
-	const arnField = "responseElements.keyMetadata.arn"
+	const (
+		mdField      = "responseElements.keyMetadata"
+		arnField     = mdField + ".arn"
+		primaryField = mdField + ".multiRegionConfiguration.primaryKey.arn"
+	)
 	key, err := rec.newKeyEvent(arnField, md.ARN, md)
 	if err != nil {
 		return d, err
 	}
-	if awsRegion := rec.AWSRegion; awsRegion != "" && awsRegion != key.Region {
-		return d, rec.malformed("awsRegion", fmt.Sprintf("%q is not the region %q of %s", awsRegion, key.Region, arnField))
-	}
+	s := rec.scope()
+	s.keyARN(arnField, key.Account, key.Region)
+	s.metadataAccount(mdField, md)
 	key.RequestTags = toTags(req.Tags)
 	if key.MultiRegionKeyType == MultiRegionReplica {
 		primary := md.MultiRegionConfiguration.PrimaryKey.ARN
 		if primary != "" {
-			if _, _, reason := parseKeyARN(primary); reason != "" {
-				return d, rec.malformed("responseElements.keyMetadata.multiRegionConfiguration.primaryKey.arn", reason)
+			a, _, reason := parseKeyARN(primary)
+			if reason != "" {
+				return d, rec.malformed(primaryField, reason)
 			}
+			// The primary is in the replica's account, but another region.
+			s.keyARNAccount(primaryField, a.AccountID)
 		}
 		key.PrimaryKeyARN = primary
 	}
 	d.Key = key
+	if err := rec.consistent(s, env); err != nil {
+		return d, err
+	}
 
 	switch {
 	case key.KeyManager == KeyManagerAWS:
 		d.Kind = KindSkip
 		d.Reason = fmt.Sprintf("AWS managed key %s: its tags are managed by AWS", key.KeyARN)
-	case key.MultiRegionKeyType == MultiRegionReplica && rec.UserIdentity.Type == IdentityAWSService:
+	case key.MultiRegionKeyType == MultiRegionReplica:
 		d.Kind = KindSkip
-		d.Reason = fmt.Sprintf("replica key %s was created by %s for a ReplicateKey call; the replica is tagged from its ReplicateKey event, which names the creator", key.KeyARN, invokedByOrAWS(rec.UserIdentity))
+		d.Reason = fmt.Sprintf("replica key %s: a CreateKey of a REPLICA is the one KMS logs in the replica's region for a ReplicateKey call; the replica is tagged from that ReplicateKey event, logged in the primary's region, which names the creator", key.KeyARN)
 	default:
 		d.Kind = KindTag
 	}
 	return d, nil
-}
-
-// invokedByOrAWS names the service an AWSService identity stands for.
-func invokedByOrAWS(u UserIdentity) string {
-	if u.InvokedBy != "" {
-		return u.InvokedBy
-	}
-	return "AWS"
 }

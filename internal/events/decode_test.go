@@ -94,10 +94,14 @@ func utc(year int, month time.Month, day, hour, minute, second int) time.Time {
 type decodeCase struct {
 	scenario string
 	want     events.Decoded
-	// wantErr is nil, events.ErrNotJSON or events.ErrMalformed.
+	// wantErr is nil, events.ErrNotJSON, events.ErrMalformed or
+	// events.ErrInconsistent.
 	wantErr error
 	// wantMalformed is the *MalformedError expected with ErrMalformed.
 	wantMalformed *events.MalformedError
+	// wantInconsistent is the *InconsistentError expected with
+	// ErrInconsistent.
+	wantInconsistent *events.InconsistentError
 	// wantErrText is a part the error message must contain, if set.
 	wantErrText string
 }
@@ -105,6 +109,63 @@ type decodeCase struct {
 func tagged(k *events.KeyEvent) events.Decoded {
 	return events.Decoded{Kind: events.KindTag, EventID: k.EventID, EventName: k.EventName, Key: k}
 }
+
+// replicaSkipped is the KindSkip of the CreateKey that KMS logs in the
+// region of replica k.
+func replicaSkipped(k *events.KeyEvent) events.Decoded {
+	return events.Decoded{
+		Kind: events.KindSkip,
+		Reason: "replica key " + k.KeyARN + ": a CreateKey of a REPLICA is the one KMS logs in the replica's region for a ReplicateKey call; " +
+			"the replica is tagged from that ReplicateKey event, logged in the primary's region, which names the creator",
+		EventID:   k.EventID,
+		EventName: k.EventName,
+		Key:       k,
+	}
+}
+
+// unread is the Decoded returned with an error, naming k's event and k.
+func unread(k *events.KeyEvent) events.Decoded {
+	return events.Decoded{EventID: k.EventID, EventName: k.EventName, Key: k}
+}
+
+// unreadChange is the Decoded returned with an error, naming c's event and c.
+func unreadChange(c *events.TagChange) events.Decoded {
+	return events.Decoded{EventID: c.EventID, EventName: c.EventName, Change: c}
+}
+
+// inconsistent is the *InconsistentError of eventName: field's value against
+// other's otherValue.
+func inconsistent(eventName, field, value, other, otherValue string) *events.InconsistentError {
+	return &events.InconsistentError{EventName: eventName, Field: field, Value: value, Other: other, OtherValue: otherValue}
+}
+
+// inAccount puts the key of k in account.
+func inAccount(account string) func(*events.KeyEvent) {
+	return func(k *events.KeyEvent) {
+		k.Account = account
+		k.KeyARN = strings.Replace(k.KeyARN, ":111122223333:", ":"+account+":", 1)
+	}
+}
+
+// tagChange is the TagChange of alice's TagResource or UntagResource at
+// 2024-12-09T10:11:12Z on key keyID in region us-east-1 of acct.
+func tagChange(eventName, eventID, acct, keyID string, edit func(*events.TagChange)) *events.TagChange {
+	c := &events.TagChange{
+		EventID: eventID, EventName: eventName, EventTime: utc(2024, 12, 9, 10, 11, 12),
+		KeyARN: "arn:aws:kms:us-east-1:" + acct + ":key/" + keyID, KeyID: keyID,
+		Region: "us-east-1", Account: acct, Partition: "aws",
+		Actor: events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice", PrincipalID: "AIDAYXPCD7EXAMPLE4U2Q", AccountID: account},
+	}
+	if edit != nil {
+		edit(c)
+	}
+	return c
+}
+
+const (
+	otherAccount = "444455556666"
+	aliceKey     = "3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13"
+)
 
 func TestDecode(t *testing.T) {
 	replicaByAWS := keyEvent(events.EventNameCreateKey, "a22fd49f-4010-4dc9-bd6f-48bbcb4fd66f", utc(2024, 12, 2, 15, 21, 9),
@@ -244,18 +305,20 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			scenario: "createkey_replica_by_aws",
-			want: events.Decoded{
-				Kind:      events.KindSkip,
-				Reason:    "replica key " + replicaByAWS.KeyARN + " was created by kms.amazonaws.com for a ReplicateKey call; the replica is tagged from its ReplicateKey event, which names the creator",
-				EventID:   replicaByAWS.EventID,
-				EventName: events.EventNameCreateKey,
-				Key:       replicaByAWS,
-			},
+			want:     replicaSkipped(replicaByAWS),
 		},
 		{
+			// A REPLICA is skipped whoever userIdentity says made it: here
+			// an IAM user, which the record may claim but did not make it.
 			scenario: "createkey_replica_by_person",
-			want: tagged(keyEvent(events.EventNameCreateKey, "d106ee61-9439-44b5-a6f3-e89b5475ec61", utc(2024, 12, 3, 2, 48, 55),
+			want: replicaSkipped(keyEvent(events.EventNameCreateKey, "d106ee61-9439-44b5-a6f3-e89b5475ec61", utc(2024, 12, 3, 2, 48, 55),
 				"ap-northeast-1", tokyoMRK, alice, replicaOf("us-east-1"))),
+		},
+		{
+			// ... or just an account id and the calling service.
+			scenario: "createkey_replica_account_only",
+			want: replicaSkipped(keyEvent(events.EventNameCreateKey, "5f8799fc-5b99-4d3b-904b-b7dad3bf6653", utc(2024, 12, 2, 15, 21, 9),
+				"eu-west-1", ordersMRK, events.Creator{AccountID: account, InvokedBy: "kms.amazonaws.com"}, replicaOf("us-east-1"))),
 		},
 		{
 			scenario:      "createkey_missing_arn",
@@ -303,18 +366,87 @@ func TestDecode(t *testing.T) {
 				Reason: `"0f1e2d3c-4b5a-4968-8776-a5b4c3d2e1f0" is not the key id "7b9d1f3a-5c7e-4092-a4b6-c8d0e2f4a6b8" of the key ARN`},
 		},
 		{
+			// keyMetadata's account in the older spelling, aWSAccountId.
 			scenario: "createkey_account_mismatch",
-			want:     events.Decoded{EventID: "59a9697e-6041-4f34-acfc-f983915d25d3", EventName: events.EventNameCreateKey},
-			wantErr:  events.ErrMalformed,
-			wantMalformed: &events.MalformedError{EventName: events.EventNameCreateKey, Field: "responseElements.keyMetadata.AWSAccountId",
-				Reason: `"444455556666" is not the account "111122223333" of the key ARN`},
+			want: unread(keyEvent(events.EventNameCreateKey, "59a9697e-6041-4f34-acfc-f983915d25d3", utc(2020, 11, 18, 2, 11, 40),
+				"us-east-1", "8f0b2d4e-6a1c-4e35-97b9-d1f3a5c7e9b2", alice)),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "recipientAccountId", account,
+				"responseElements.keyMetadata.aWSAccountId", otherAccount),
 		},
 		{
+			scenario: "createkey_keymetadata_account_mismatch",
+			want: unread(keyEvent(events.EventNameCreateKey, "650b3bbf-d8bd-49d4-bd18-c5852711e5a8", utc(2024, 1, 9, 18, 52, 34),
+				"us-east-1", "275fed1a-1016-45c7-9826-b437fcd48b69", alice)),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "recipientAccountId", account,
+				"responseElements.keyMetadata.AWSAccountId", otherAccount),
+			wantErrText: `inconsistent CreateKey event: recipientAccountId "111122223333" but responseElements.keyMetadata.AWSAccountId "444455556666"`,
+		},
+		{
+			scenario: "createkey_envelope_account_mismatch",
+			want: unread(keyEvent(events.EventNameCreateKey, "6626f02e-e40b-4635-9cc5-04453b028764", utc(2024, 1, 9, 18, 52, 34),
+				"us-east-1", "3cb72f68-9a43-4409-82a5-6479d4e0370f", alice)),
+			wantErr:          events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "envelope account", otherAccount, "recipientAccountId", account),
+			wantErrText:      `inconsistent CreateKey event: envelope account "444455556666" but recipientAccountId "111122223333"`,
+		},
+		{
+			scenario: "createkey_recipient_account_mismatch",
+			want: unread(keyEvent(events.EventNameCreateKey, "1d7b3c5c-b187-461e-a5f6-bd105c410bb2", utc(2024, 1, 9, 18, 52, 34),
+				"us-east-1", "ef397766-4d9d-4ce6-a7c9-ccccf1803347", alice)),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "recipientAccountId", otherAccount,
+				"responseElements.keyMetadata.arn (account)", account),
+		},
+		{
+			// No recipientAccountId: the envelope's account is compared
+			// with the key ARN's.
+			scenario: "createkey_key_in_other_account",
+			want: unread(keyEvent(events.EventNameCreateKey, "b388a2a6-93f8-40d0-8380-fc42b826fe3c", utc(2024, 1, 9, 18, 52, 34),
+				"us-east-1", "0d1c8e2c-9211-4308-953e-15efa11a70b2", alice, inAccount(otherAccount))),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "envelope account", account,
+				"responseElements.keyMetadata.arn (account)", otherAccount),
+			wantErrText: `inconsistent CreateKey event: envelope account "111122223333" but responseElements.keyMetadata.arn (account) "444455556666"`,
+		},
+		{
+			// awsRegion and the key ARN disagree; so do the envelope and
+			// awsRegion, but the record is compared first.
 			scenario: "createkey_region_mismatch",
-			want:     events.Decoded{EventID: "954f934b-daca-456c-813d-1199b1ae89c6", EventName: events.EventNameCreateKey},
+			want: unread(keyEvent(events.EventNameCreateKey, "954f934b-daca-456c-813d-1199b1ae89c6", utc(2024, 11, 8, 6, 40, 11),
+				"us-east-1", "e1f3a5c7-b9d1-4e3f-9a5b-7c9e1f3a5b7d", alice, loggedIn("us-west-2"))),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "awsRegion", "us-west-2",
+				"responseElements.keyMetadata.arn (region)", "us-east-1"),
+		},
+		{
+			scenario: "createkey_arn_region_mismatch",
+			want: unread(keyEvent(events.EventNameCreateKey, "3dcf99aa-9962-4efc-ac13-39586f8758b7", utc(2024, 1, 9, 18, 52, 34),
+				"us-east-1", "15e5ab1c-4d32-425f-a6c5-7e5607f03eab", alice, loggedIn("us-west-2"))),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "awsRegion", "us-west-2",
+				"responseElements.keyMetadata.arn (region)", "us-east-1"),
+		},
+		{
+			scenario: "createkey_envelope_region_mismatch",
+			want: unread(keyEvent(events.EventNameCreateKey, "216bf215-1f75-4e4a-986a-b01770dce423", utc(2024, 1, 9, 18, 52, 34),
+				"us-east-1", "697d46a8-345b-4400-9cac-b67f0b9941ca", alice)),
+			wantErr:          events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameCreateKey, "envelope region", "eu-west-1", "awsRegion", "us-east-1"),
+		},
+		{
+			scenario:      "createkey_missing_aws_region",
+			want:          events.Decoded{EventID: "adcff170-c052-40d6-99c1-cc30e272f276", EventName: events.EventNameCreateKey},
+			wantErr:       events.ErrMalformed,
+			wantMalformed: &events.MalformedError{EventName: events.EventNameCreateKey, Field: "awsRegion", Reason: "missing"},
+		},
+		{
+			scenario: "createkey_envelope_missing_account",
+			want:     events.Decoded{EventID: "35920f29-5258-430b-a399-2bb6045b47b2", EventName: events.EventNameCreateKey},
 			wantErr:  events.ErrMalformed,
-			wantMalformed: &events.MalformedError{EventName: events.EventNameCreateKey, Field: "awsRegion",
-				Reason: `"us-west-2" is not the region "us-east-1" of responseElements.keyMetadata.arn`},
+			wantMalformed: &events.MalformedError{EventName: events.EventNameCreateKey, Field: "envelope account",
+				Reason: "missing from the EventBridge event"},
 		},
 		{
 			scenario:    "createkey_wrong_type",
@@ -363,10 +495,40 @@ func TestDecode(t *testing.T) {
 		},
 		{
 			scenario: "replicatekey_region_mismatch",
-			want:     events.Decoded{EventID: "bfdb43b6-e160-4d46-94fe-9fba67f60816", EventName: events.EventNameReplicateKey},
-			wantErr:  events.ErrMalformed,
-			wantMalformed: &events.MalformedError{EventName: events.EventNameReplicateKey, Field: "requestParameters.replicaRegion",
-				Reason: `"eu-west-2" is not the region "eu-west-1" of responseElements.replicaKeyMetadata.arn`},
+			want: unread(keyEvent(events.EventNameReplicateKey, "bfdb43b6-e160-4d46-94fe-9fba67f60816", utc(2024, 12, 2, 15, 30, 0),
+				"eu-west-1", ordersMRK, ciDeploy5307, loggedIn("us-east-1"), replicaOf("us-east-1"),
+				withTags("team", "orders", "environment", "production"))),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameReplicateKey, "requestParameters.replicaRegion", "eu-west-2",
+				"responseElements.replicaKeyMetadata.arn (region)", "eu-west-1"),
+		},
+		{
+			// awsRegion is the primary's region, not the replica's.
+			scenario: "replicatekey_primary_region_mismatch",
+			want: unread(keyEvent(events.EventNameReplicateKey, "dd837420-0fe9-466a-9009-88bab3acd352", utc(2024, 12, 2, 15, 21, 8),
+				"eu-west-1", ordersMRK, ciDeploy5307, loggedIn("us-east-1"), replicaOf("us-west-2"),
+				withTags("team", "orders", "environment", "production"))),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameReplicateKey, "awsRegion", "us-east-1",
+				"responseElements.replicaKeyMetadata.multiRegionConfiguration.primaryKey.arn (region)", "us-west-2"),
+		},
+		{
+			// The envelope of a ReplicateKey is in the primary's region too.
+			scenario: "replicatekey_envelope_in_replica_region",
+			want: unread(keyEvent(events.EventNameReplicateKey, "88275bae-6f21-444b-9ae2-cead3d4f1e1c", utc(2024, 12, 2, 15, 21, 8),
+				"eu-west-1", ordersMRK, ciDeploy5307, loggedIn("us-east-1"), replicaOf("us-east-1"),
+				withTags("team", "orders", "environment", "production"))),
+			wantErr:          events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameReplicateKey, "envelope region", "eu-west-1", "awsRegion", "us-east-1"),
+		},
+		{
+			scenario: "replicatekey_replica_account_mismatch",
+			want: unread(keyEvent(events.EventNameReplicateKey, "75317c29-a82e-45b3-91b3-00677c2cc55a", utc(2024, 12, 2, 15, 21, 8),
+				"eu-west-1", ordersMRK, ciDeploy5307, loggedIn("us-east-1"), replicaOf("us-east-1"), inAccount(otherAccount),
+				withTags("team", "orders", "environment", "production"))),
+			wantErr: events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameReplicateKey, "recipientAccountId", account,
+				"responseElements.replicaKeyMetadata.arn (account)", otherAccount),
 		},
 		{
 			scenario: "unrelated_kms_event",
@@ -389,6 +551,35 @@ func TestDecode(t *testing.T) {
 					Set:   []events.Tag{{Key: "owner", Value: "alice"}},
 				},
 			},
+		},
+		{
+			// The key, in resources and keyId, is in another account.
+			scenario: "tagresource_account_mismatch",
+			want: unreadChange(tagChange(events.EventNameTagResource, "b18415b8-daef-46f5-8671-81e5f56923cf", otherAccount,
+				"bf495105-0847-4e83-8aad-a0bde83cf8cd", func(c *events.TagChange) { c.Set = []events.Tag{{Key: "owner", Value: "alice"}} })),
+			wantErr:          events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameTagResource, "recipientAccountId", account, "resources[0].ARN (account)", otherAccount),
+		},
+		{
+			scenario: "tagresource_keyid_region_mismatch",
+			want: unreadChange(tagChange(events.EventNameTagResource, "aa2242d8-7ef9-40e9-9bd2-3b702a33dc0b", account,
+				aliceKey, func(c *events.TagChange) { c.Set = []events.Tag{{Key: "owner", Value: "alice"}} })),
+			wantErr:          events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameTagResource, "awsRegion", "us-east-1", "requestParameters.keyId (region)", "eu-west-1"),
+		},
+		{
+			scenario:      "tagresource_missing_aws_region",
+			want:          events.Decoded{EventID: "ca7e7af3-a4ca-4251-bd73-b9878d735581", EventName: events.EventNameTagResource},
+			wantErr:       events.ErrMalformed,
+			wantMalformed: &events.MalformedError{EventName: events.EventNameTagResource, Field: "awsRegion", Reason: "missing"},
+		},
+		{
+			// keyId is a bare key id; the key ARN is resources[0].ARN.
+			scenario: "untagresource_envelope_account_mismatch",
+			want: unreadChange(tagChange(events.EventNameUntagResource, "f5bbda68-0286-4b80-bd2a-a993098a49c4", account,
+				aliceKey, func(c *events.TagChange) { c.Removed = []string{"CreatedBy", "owner"} })),
+			wantErr:          events.ErrInconsistent,
+			wantInconsistent: inconsistent(events.EventNameUntagResource, "envelope account", otherAccount, "recipientAccountId", account),
 		},
 		{
 			scenario: "untagresource",
@@ -481,13 +672,16 @@ func TestDecodeRecord(t *testing.T) {
 }
 
 // TestDecodeRecordMatchesDecode checks that the detail of every KMS API call
-// fixture decodes the same on its own as inside its EventBridge event.
+// fixture decodes the same on its own as inside its EventBridge event, but
+// for the envelope: when Decode's error is about the envelope's account or
+// region, the record on its own must decode without error to the same key or
+// change.
 func TestDecodeRecordMatchesDecode(t *testing.T) {
 	paths, err := filepath.Glob(filepath.Join("testdata", "*.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	var compared int
+	var compared, envelopeOnly int
 	for _, path := range paths {
 		raw, err := os.ReadFile(path)
 		if err != nil {
@@ -503,9 +697,24 @@ func TestDecodeRecordMatchesDecode(t *testing.T) {
 			continue
 		}
 		compared++
+		fromEvent, eventErr := events.Decode(raw)
+		fromRecord, recordErr := events.DecodeRecord(env.Detail)
+		if aboutEnvelope(eventErr) {
+			envelopeOnly++
+		}
 		t.Run(strings.TrimSuffix(filepath.Base(path), ".json"), func(t *testing.T) {
-			fromEvent, eventErr := events.Decode(raw)
-			fromRecord, recordErr := events.DecodeRecord(env.Detail)
+			if aboutEnvelope(eventErr) {
+				if recordErr != nil {
+					t.Fatalf("DecodeRecord error: got %v, want none, as Decode's %v is about the envelope", recordErr, eventErr)
+				}
+				if fromEvent.Key == nil && fromEvent.Change == nil {
+					return // the envelope was not usable: the record was not read
+				}
+				if !reflect.DeepEqual(fromRecord.Key, fromEvent.Key) || !reflect.DeepEqual(fromRecord.Change, fromEvent.Change) {
+					t.Errorf("DecodeRecord:\ngot  %s\nwant the key or change %s", formatDecoded(fromRecord), formatDecoded(fromEvent))
+				}
+				return
+			}
 			if errClass(recordErr) != errClass(eventErr) {
 				t.Fatalf("DecodeRecord error: got %v, want the same kind as Decode's %v", recordErr, eventErr)
 			}
@@ -516,6 +725,13 @@ func TestDecodeRecordMatchesDecode(t *testing.T) {
 					t.Errorf("DecodeRecord malformed: got %+v, want %+v", recordMalformed, eventMalformed)
 				}
 			}
+			var eventInconsistent, recordInconsistent *events.InconsistentError
+			if errors.As(eventErr, &eventInconsistent) {
+				errors.As(recordErr, &recordInconsistent)
+				if !reflect.DeepEqual(recordInconsistent, eventInconsistent) {
+					t.Errorf("DecodeRecord inconsistent: got %+v, want %+v", recordInconsistent, eventInconsistent)
+				}
+			}
 			if fromRecord.Kind != fromEvent.Kind || fromRecord.EventName != fromEvent.EventName {
 				t.Errorf("DecodeRecord: got kind %v name %q, want kind %v name %q",
 					fromRecord.Kind, fromRecord.EventName, fromEvent.Kind, fromEvent.EventName)
@@ -523,10 +739,72 @@ func TestDecodeRecordMatchesDecode(t *testing.T) {
 			if !reflect.DeepEqual(fromRecord.Key, fromEvent.Key) {
 				t.Errorf("DecodeRecord key:\ngot  %s\nwant %s", formatKey(fromRecord.Key), formatKey(fromEvent.Key))
 			}
+			if !reflect.DeepEqual(fromRecord.Change, fromEvent.Change) {
+				t.Errorf("DecodeRecord change:\ngot  %s\nwant %s", formatDecoded(fromRecord), formatDecoded(fromEvent))
+			}
 		})
 	}
 	if compared < 20 {
 		t.Errorf("compared %d fixtures, want at least 20", compared)
+	}
+	if envelopeOnly < 5 {
+		t.Errorf("got %d fixtures whose envelope alone is wrong, want at least 5", envelopeOnly)
+	}
+}
+
+// aboutEnvelope reports whether err is a *MalformedError or an
+// *InconsistentError about a field of the EventBridge envelope.
+func aboutEnvelope(err error) bool {
+	var m *events.MalformedError
+	var i *events.InconsistentError
+	switch {
+	case errors.As(err, &m):
+		return strings.HasPrefix(m.Field, "envelope ")
+	case errors.As(err, &i):
+		return strings.HasPrefix(i.Field, "envelope ")
+	}
+	return false
+}
+
+// TestSampleEvents checks that every sample event in the repository's
+// events folder (the `sam local invoke` samples) decodes without error, as
+// consistent events, to the kind its README states.
+func TestSampleEvents(t *testing.T) {
+	wantKind := map[string]events.Kind{
+		"aws_managed_key.json":            events.KindSkip,
+		"createkey_assumedrole.json":      events.KindTag,
+		"createkey_cloudformation.json":   events.KindTag,
+		"createkey_external.json":         events.KindTag,
+		"createkey_iamuser.json":          events.KindTag,
+		"createkey_identitycenter.json":   events.KindTag,
+		"createkey_pending_deletion.json": events.KindTag,
+		"createkey_with_tags.json":        events.KindTag,
+		"failed_call.json":                events.KindFailedCall,
+		"replicatekey.json":               events.KindTag,
+		"unrelated_kms_event.json":        events.KindTagChange,
+	}
+	paths, err := filepath.Glob(filepath.Join("..", "..", "events", "*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(paths) == 0 {
+		t.Fatal("got no ../../events/*.json samples, want some")
+	}
+	for _, path := range paths {
+		name := filepath.Base(path)
+		t.Run(strings.TrimSuffix(name, ".json"), func(t *testing.T) {
+			raw, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			d, err := events.Decode(raw)
+			if err != nil {
+				t.Fatalf("Decode: got error %v, want none", err)
+			}
+			if want, ok := wantKind[name]; ok && d.Kind != want {
+				t.Errorf("Decode: got kind %v (%s), want %v", d.Kind, d.Reason, want)
+			}
+		})
 	}
 }
 
@@ -608,6 +886,18 @@ func checkDecoded(t *testing.T, got events.Decoded, err error, tc decodeCase) {
 			t.Errorf("malformed error: got %+v, want %+v", *m, *tc.wantMalformed)
 		}
 	}
+	if tc.wantInconsistent != nil {
+		var e *events.InconsistentError
+		if !errors.As(err, &e) {
+			t.Fatalf("error: got %T %v, want *events.InconsistentError", err, err)
+		}
+		if *e != *tc.wantInconsistent {
+			t.Errorf("inconsistent error: got %+v, want %+v", *e, *tc.wantInconsistent)
+		}
+		if errors.Is(err, events.ErrMalformed) || errors.Is(err, events.ErrNotJSON) {
+			t.Errorf("inconsistent error %v: got it matching ErrMalformed or ErrNotJSON, want neither", err)
+		}
+	}
 	if tc.wantErrText != "" && !strings.Contains(err.Error(), tc.wantErrText) {
 		t.Errorf("error text: got %q, want it to contain %q", err.Error(), tc.wantErrText)
 	}
@@ -625,13 +915,19 @@ func errClass(err error) string {
 		return "not JSON"
 	case errors.Is(err, events.ErrMalformed):
 		return "malformed"
+	case errors.Is(err, events.ErrInconsistent):
+		return "inconsistent"
 	default:
 		return "other"
 	}
 }
 
 func formatDecoded(d events.Decoded) string {
-	return fmt.Sprintf("{Kind:%v Reason:%q EventID:%s EventName:%s Key:%s}", d.Kind, d.Reason, d.EventID, d.EventName, formatKey(d.Key))
+	change := "<nil>"
+	if d.Change != nil {
+		change = fmt.Sprintf("%+v", *d.Change)
+	}
+	return fmt.Sprintf("{Kind:%v Reason:%q EventID:%s EventName:%s Key:%s Change:%s}", d.Kind, d.Reason, d.EventID, d.EventName, formatKey(d.Key), change)
 }
 
 func formatKey(k *events.KeyEvent) string {

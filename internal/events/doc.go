@@ -12,6 +12,18 @@
 // replicatekey.go, tagresource.go, untagresource.go). An event that is not
 // in the table is a no-op with a stated reason rather than an error.
 //
+// An event is acted on only when its fields agree on where the call was
+// made. Its accounts must be equal: the envelope's account, the record's
+// recipientAccountId, the account of every key ARN it names (the key,
+// requestParameters.keyId, a replica's primary) and keyMetadata's
+// AWSAccountId; and so must its regions: the envelope's region, awsRegion and
+// the key ARN's, where for ReplicateKey, logged in the primary's region, that
+// is the primary key ARN's, and the replica ARN's region must instead equal
+// requestParameters.replicaRegion. The envelope's account and region and the
+// record's awsRegion are required (a *MalformedError without them), every
+// other field is compared when present, DecodeRecord (no envelope) compares
+// the record's own, and a disagreement is an *InconsistentError.
+//
 // The table is the one list of the events the product handles;
 // CreationEventNames and TagChangeEventNames read it for the packages that
 // need the list.

@@ -23,7 +23,8 @@ type MalformedError struct {
 	// EventName is the CloudTrail eventName, one of the parser table's.
 	EventName string
 	// Field is the path of the offending field in the CloudTrail record,
-	// e.g. responseElements.keyMetadata.arn.
+	// e.g. responseElements.keyMetadata.arn; or "envelope account" or
+	// "envelope region" for a field of the EventBridge event.
 	Field string
 	// Reason says what is wrong with Field, e.g. "missing".
 	Reason string
@@ -59,8 +60,12 @@ type recordHead struct {
 // KindIgnore with a Reason and a nil error. The error wraps ErrNotJSON when
 // raw or its detail is not JSON of the expected shape, and is a
 // *MalformedError (matching ErrMalformed) when a record lacks what the
-// tagger needs; in both cases the returned Decoded carries the EventID and
-// EventName as far as they could be read.
+// tagger needs, or the envelope of a handled call lacks its account or
+// region; in both cases the returned Decoded carries the EventID and
+// EventName as far as they could be read. It is an *InconsistentError
+// (matching ErrInconsistent) when the envelope, the record and the key
+// disagree on the account or the region (the rule is in the package
+// documentation); the Decoded then also carries the Key or Change as read.
 func Decode(raw []byte) (Decoded, error) {
 	var env events.EventBridgeEvent
 	if err := unmarshalObject("EventBridge event", raw, &env); err != nil {
@@ -110,7 +115,15 @@ func Decode(raw []byte) (Decoded, error) {
 		return ignore, nil
 	}
 
-	d, err := decodeWith(match, head, env.Detail)
+	// EventBridge always sets both; the record's are compared with them.
+	switch {
+	case env.AccountID == "":
+		return ignore.unknown(), &MalformedError{EventName: head.EventName, Field: envelopeAccount, Reason: "missing from the EventBridge event"}
+	case env.Region == "":
+		return ignore.unknown(), &MalformedError{EventName: head.EventName, Field: envelopeRegion, Reason: "missing from the EventBridge event"}
+	}
+
+	d, err := decodeWith(match, head, env.Detail, &origin{account: env.AccountID, region: env.Region})
 	if d.EventID == "" {
 		d.EventID = env.ID
 	}
@@ -119,7 +132,9 @@ func Decode(raw []byte) (Decoded, error) {
 
 // DecodeRecord decodes one bare CloudTrail record, such as the CloudTrailEvent
 // string that cloudtrail:LookupEvents returns. The parser is picked by the
-// record's eventSource and eventName; results and errors are as for Decode.
+// record's eventSource and eventName; results and errors are as for Decode,
+// except that with no envelope only the record's own accounts and regions
+// are compared.
 func DecodeRecord(detail []byte) (Decoded, error) {
 	var head recordHead
 	if err := unmarshalObject("CloudTrail record", detail, &head); err != nil {
@@ -135,7 +150,7 @@ func DecodeRecord(detail []byte) (Decoded, error) {
 		}
 		knownSource = true
 		if p.eventName == head.EventName {
-			return decodeWith(p, head, detail)
+			return decodeWith(p, head, detail, nil)
 		}
 	}
 	if !knownSource {
@@ -146,13 +161,14 @@ func DecodeRecord(detail []byte) (Decoded, error) {
 	return ignore, nil
 }
 
-// decodeWith reads the whole record and runs p on it.
-func decodeWith(p *parser, head recordHead, detail []byte) (Decoded, error) {
+// decodeWith reads the whole record and runs p on it; env is the envelope's
+// account and region, nil for a bare record.
+func decodeWith(p *parser, head recordHead, detail []byte, env *origin) (Decoded, error) {
 	var rec Record
 	if err := unmarshalObject(p.eventName+" record "+head.EventID, detail, &rec); err != nil {
 		return Decoded{EventID: head.EventID, EventName: head.EventName}, err
 	}
-	return p.parse(&rec)
+	return p.parse(&rec, env)
 }
 
 // unknown drops the Kind and Reason of d, for returning alongside an error.

@@ -1,9 +1,11 @@
 package events_test
 
 import (
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
@@ -17,6 +19,7 @@ func FuzzDecode(f *testing.F) {
 	f.Fuzz(func(t *testing.T, raw []byte) {
 		d, err := events.Decode(raw)
 		checkInvariants(t, "Decode", d, err)
+		checkEnvelope(t, raw, d, err)
 		d, err = events.DecodeRecord(raw)
 		checkInvariants(t, "DecodeRecord", d, err)
 	})
@@ -26,12 +29,30 @@ func FuzzDecode(f *testing.F) {
 func checkInvariants(t *testing.T, fn string, d events.Decoded, err error) {
 	t.Helper()
 	if err != nil {
-		if !errors.Is(err, events.ErrNotJSON) && !errors.Is(err, events.ErrMalformed) {
-			t.Fatalf("%s error: got %v, want one matching ErrNotJSON or ErrMalformed", fn, err)
+		var matched int
+		for _, sentinel := range []error{events.ErrNotJSON, events.ErrMalformed, events.ErrInconsistent} {
+			if errors.Is(err, sentinel) {
+				matched++
+			}
+		}
+		if matched != 1 {
+			t.Fatalf("%s error: got %v, matching %d of ErrNotJSON, ErrMalformed and ErrInconsistent, want exactly one", fn, err, matched)
 		}
 		var m *events.MalformedError
 		if errors.As(err, &m) && (m.EventName == "" || m.Field == "" || m.Reason == "") {
 			t.Fatalf("%s malformed error: got %+v, want EventName, Field and Reason set", fn, *m)
+		}
+		var i *events.InconsistentError
+		if errors.As(err, &i) {
+			if i.EventName == "" || i.Field == "" || i.Other == "" || i.Value == "" || i.OtherValue == "" || i.Value == i.OtherValue {
+				t.Fatalf("%s inconsistent error: got %+v, want EventName, Field, Other and two different values set", fn, *i)
+			}
+			if d.Key == nil && d.Change == nil {
+				t.Fatalf("%s inconsistent error %v: got no Key or Change, want the one read", fn, err)
+			}
+		}
+		if d.Kind != 0 {
+			t.Fatalf("%s error %v: got Kind %v, want none", fn, err, d.Kind)
 		}
 		return
 	}
@@ -41,14 +62,23 @@ func checkInvariants(t *testing.T, fn string, d events.Decoded, err error) {
 		if k == nil {
 			t.Fatalf("%s: got KindTag with no Key, want a Key", fn)
 		}
-		if k.KeyARN == "" || k.KeyID == "" || k.Region == "" || k.Account == "" || k.Partition == "" || k.EventID == "" {
-			t.Fatalf("%s: got KindTag with key %+v, want KeyARN, KeyID, Region, Account, Partition and EventID set", fn, *k)
+		if k.KeyARN == "" || k.KeyID == "" || k.Region == "" || k.Account == "" || k.Partition == "" || k.EventID == "" || k.EventRegion == "" {
+			t.Fatalf("%s: got KindTag with key %+v, want KeyARN, KeyID, Region, Account, Partition, EventID and EventRegion set", fn, *k)
 		}
 		if k.EventTime.IsZero() || k.EventTime.Location().String() != "UTC" {
 			t.Fatalf("%s: got EventTime %v, want a time in UTC", fn, k.EventTime)
 		}
 		if d.EventID != k.EventID {
 			t.Fatalf("%s: got Decoded.EventID %q and Key.EventID %q, want them equal", fn, d.EventID, k.EventID)
+		}
+		if k.EventName == events.EventNameCreateKey && k.MultiRegionKeyType == events.MultiRegionReplica {
+			t.Fatalf("%s: got KindTag for the CreateKey of REPLICA %s, want it skipped", fn, k.KeyARN)
+		}
+		if k.EventName == events.EventNameCreateKey && k.Region != k.EventRegion {
+			t.Fatalf("%s: got KindTag for CreateKey of %s in %s logged in %s, want the same region", fn, k.KeyARN, k.Region, k.EventRegion)
+		}
+		if !strings.Contains(k.KeyARN, ":"+k.Region+":"+k.Account+":") {
+			t.Fatalf("%s: got KindTag for %s with region %q and account %q, want those of the ARN", fn, k.KeyARN, k.Region, k.Account)
 		}
 	case events.KindTagChange:
 		c := d.Change
@@ -61,6 +91,31 @@ func checkInvariants(t *testing.T, fn string, d events.Decoded, err error) {
 		}
 	default:
 		t.Fatalf("%s: got Kind %d with no error, want tag, tag-change, ignore, failed-call or skip", fn, d.Kind)
+	}
+}
+
+// checkEnvelope checks that what Decode acts on is in the account and region
+// of raw's envelope: a key to tag in the envelope's account, its call logged
+// in the envelope's region; a tag change on a key in both.
+func checkEnvelope(t *testing.T, raw []byte, d events.Decoded, err error) {
+	t.Helper()
+	if err != nil || (d.Kind != events.KindTag && d.Kind != events.KindTagChange) {
+		return
+	}
+	var env struct {
+		Account string `json:"account"`
+		Region  string `json:"region"`
+	}
+	if err := json.Unmarshal(raw, &env); err != nil {
+		t.Fatalf("Decode: got %v for an event whose envelope does not unmarshal: %v", d.Kind, err)
+	}
+	if k := d.Key; k != nil && (k.Account != env.Account || k.EventRegion != env.Region) {
+		t.Fatalf("Decode: got key %s of account %q logged in %q, want the envelope's account %q and region %q",
+			k.KeyARN, k.Account, k.EventRegion, env.Account, env.Region)
+	}
+	if c := d.Change; c != nil && (c.Account != env.Account || c.Region != env.Region) {
+		t.Fatalf("Decode: got change on %s in account %q region %q, want the envelope's account %q and region %q",
+			c.KeyARN, c.Account, c.Region, env.Account, env.Region)
 	}
 }
 

@@ -60,7 +60,8 @@ const (
 	KindFailedCall
 	// KindSkip is a key event that must not be tagged: an AWS managed key, or
 	// the CreateKey that AWS logs in a replica's region on behalf of a
-	// ReplicateKey call. Decoded.Key is set when the key could be read.
+	// ReplicateKey call (any CreateKey of a REPLICA, whatever its
+	// userIdentity). Decoded.Key is set when the key could be read.
 	KindSkip
 )
 
@@ -94,9 +95,10 @@ type Decoded struct {
 	// EventName is the CloudTrail eventName, empty when unknown.
 	EventName string
 	// Key is the key the event is about; set for KindTag and, where it can be
-	// read, KindSkip.
+	// read, KindSkip, and alongside an *InconsistentError.
 	Key *KeyEvent
-	// Change is the tag change of a KindTagChange.
+	// Change is the tag change of a KindTagChange; also set alongside an
+	// *InconsistentError.
 	Change *TagChange
 }
 

@@ -11,7 +11,9 @@ type parser struct {
 	eventSource string // CloudTrail eventSource
 	eventName   string // CloudTrail eventName
 	effect      effect // what the call does to a key
-	parse       func(rec *Record) (Decoded, error)
+	// parse decodes rec; env is the EventBridge envelope's account and
+	// region, nil for a bare record (DecodeRecord).
+	parse func(rec *Record, env *origin) (Decoded, error)
 }
 
 // effect is what a handled call does to a key.

@@ -72,11 +72,14 @@ func TestEventNamesAreTheTable(t *testing.T) {
 
 // minimalRecord is a successful KMS call named eventName on one key, with
 // what every parser of the table needs to read it: the key in the response
-// of either creation call, in the request and in resources.
+// of either creation call (a single-Region key for CreateKey, whose REPLICA
+// would be skipped; a replica of itself for ReplicateKey), in the request
+// and in resources.
 func minimalRecord(t *testing.T, eventName string) []byte {
 	t.Helper()
 	const keyARN = "arn:aws:kms:us-east-1:111122223333:key/3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13"
-	md := map[string]any{"arn": keyARN, "keyManager": KeyManagerCustomer, "multiRegionConfiguration": map[string]any{
+	md := map[string]any{"arn": keyARN, "keyManager": KeyManagerCustomer}
+	replicaMD := map[string]any{"arn": keyARN, "keyManager": KeyManagerCustomer, "multiRegionConfiguration": map[string]any{
 		"multiRegionKeyType": "REPLICA", "primaryKey": map[string]any{"arn": keyARN, "region": "us-east-1"},
 	}}
 	return mustMarshal(t, map[string]any{
@@ -87,7 +90,7 @@ func minimalRecord(t *testing.T, eventName string) []byte {
 		"eventName":         eventName,
 		"awsRegion":         "us-east-1",
 		"requestParameters": map[string]any{"keyId": keyARN, "tags": []map[string]string{{"tagKey": "team", "tagValue": "payments"}}, "tagKeys": []string{"team"}},
-		"responseElements":  map[string]any{"keyMetadata": md, "replicaKeyMetadata": md},
+		"responseElements":  map[string]any{"keyMetadata": md, "replicaKeyMetadata": replicaMD},
 		"eventID":           "255f79a8-b08b-43c9-a679-f60d27831ae3",
 		"resources":         []map[string]string{{"accountId": "111122223333", "type": "AWS::KMS::Key", "ARN": keyARN}},
 	})

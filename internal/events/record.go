@@ -228,9 +228,10 @@ func (r *Record) malformed(field, reason string) *MalformedError {
 	return &MalformedError{EventName: r.EventName, Field: field, Reason: reason}
 }
 
-// newKeyEvent checks what every key event needs (eventID, eventTime, the key
-// ARN at arnField) and returns the KeyEvent for the key keyARN names, filled
-// from r and md. md may be nil.
+// newKeyEvent checks what every key event needs (eventID, eventTime,
+// awsRegion, the key ARN at arnField, md's keyId if any) and returns the
+// KeyEvent for the key keyARN names, filled from r and md. md may be nil.
+// Whether accounts and regions agree is for the caller's scope to check.
 func (r *Record) newKeyEvent(arnField, keyARN string, md *KeyMetadata) (*KeyEvent, error) {
 	if r.EventID == "" {
 		return nil, r.malformed("eventID", "missing")
@@ -241,6 +242,9 @@ func (r *Record) newKeyEvent(arnField, keyARN string, md *KeyMetadata) (*KeyEven
 	at, err := time.Parse(time.RFC3339, r.EventTime)
 	if err != nil {
 		return nil, r.malformed("eventTime", fmt.Sprintf("%q is not RFC 3339", r.EventTime))
+	}
+	if r.AWSRegion == "" {
+		return nil, r.malformed("awsRegion", "missing")
 	}
 	if keyARN == "" {
 		return nil, r.malformed(arnField, "missing")
@@ -267,9 +271,6 @@ func (r *Record) newKeyEvent(arnField, keyARN string, md *KeyMetadata) (*KeyEven
 	parent := strings.TrimSuffix(arnField, ".arn")
 	if md.KeyID != "" && md.KeyID != keyID {
 		return nil, r.malformed(parent+".keyId", fmt.Sprintf("%q is not the key id %q of the key ARN", md.KeyID, keyID))
-	}
-	if acct := md.Account(); acct != "" && acct != a.AccountID {
-		return nil, r.malformed(parent+".AWSAccountId", fmt.Sprintf("%q is not the account %q of the key ARN", acct, a.AccountID))
 	}
 	ke.KeyManager = md.KeyManager
 	ke.Origin = md.Origin

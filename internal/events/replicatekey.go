@@ -52,7 +52,12 @@ type ReplicateKeyResponse struct {
 // parseReplicateKey decodes a ReplicateKey record. The record is logged in
 // the primary key's region, but the key to tag is the replica:
 // responseElements.replicaKeyMetadata.arn, in requestParameters.replicaRegion.
-func parseReplicateKey(rec *Record) (Decoded, error) {
+// So the regions that must agree, and with env's, are awsRegion and those of
+// the primary key ARNs (requestParameters.keyId when it is an ARN, and the
+// primary found by primaryKeyARN); the replica ARN's region is compared with
+// replicaRegion alone. Every account must agree: recipientAccountId, the
+// replica ARN's, replicaKeyMetadata's AWSAccountId and the primary ARNs'.
+func parseReplicateKey(rec *Record, env *origin) (Decoded, error) {
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedCall(), nil
@@ -70,7 +75,10 @@ func parseReplicateKey(rec *Record) (Decoded, error) {
 		return d, rec.malformed("responseElements", "missing, and no errorCode says the call failed")
 	}
 
-	const arnField = "responseElements.replicaKeyMetadata.arn"
+	const (
+		mdField  = "responseElements.replicaKeyMetadata"
+		arnField = mdField + ".arn"
+	)
 	md := resp.ReplicaKeyMetadata
 	var replicaARN string
 	if md != nil {
@@ -80,17 +88,29 @@ func parseReplicateKey(rec *Record) (Decoded, error) {
 	if err != nil {
 		return d, err
 	}
-	if r := req.ReplicaRegion; r != "" && r != key.Region {
-		return d, rec.malformed("requestParameters.replicaRegion", fmt.Sprintf("%q is not the region %q of %s", r, key.Region, arnField))
-	}
-	if key.PrimaryKeyARN, err = primaryKeyARN(rec, &req, md); err != nil {
+	primaryField, primary, err := primaryKeyARN(rec, &req, md)
+	if err != nil {
 		return d, err
 	}
+	key.PrimaryKeyARN = primary
 	if key.MultiRegionKeyType == "" {
 		key.MultiRegionKeyType = MultiRegionReplica
 	}
 	key.RequestTags = toTags(req.Tags)
 	d.Key = key
+
+	s := rec.scope()
+	s.keyARNAccount(arnField, key.Account)
+	s.metadataAccount(mdField, md)
+	s.requestKeyARN("requestParameters.keyId", req.KeyID)
+	if primary != "" && primary != req.KeyID {
+		a, _, _ := parseKeyARN(primary) // primaryKeyARN parsed it
+		s.keyARN(primaryField, a.AccountID, a.Region)
+	}
+	s.pairs = append(s.pairs, [2]claim{{"requestParameters.replicaRegion", req.ReplicaRegion}, {arnField + " (region)", key.Region}})
+	if err := rec.consistent(s, env); err != nil {
+		return d, err
+	}
 
 	if key.KeyManager == KeyManagerAWS {
 		d.Kind = KindSkip
@@ -101,27 +121,29 @@ func parseReplicateKey(rec *Record) (Decoded, error) {
 	return d, nil
 }
 
-// primaryKeyARN finds the primary key of a ReplicateKey: from the replica's
-// multiRegionConfiguration, else the first resources[] key ARN in the region
-// the call was logged in, else requestParameters.keyId when it is a key ARN.
-// It returns "" when none says.
-func primaryKeyARN(rec *Record, req *ReplicateKeyRequest, md *KeyMetadata) (string, error) {
+// primaryKeyARN finds the primary key of a ReplicateKey, and the field that
+// names it: the replica's multiRegionConfiguration, else the first
+// resources[] key ARN in the region the call was logged in, else
+// requestParameters.keyId when it is a key ARN. It returns "" when none
+// says.
+func primaryKeyARN(rec *Record, req *ReplicateKeyRequest, md *KeyMetadata) (field, keyARN string, err error) {
 	if md != nil && md.MultiRegionConfiguration.PrimaryKey.ARN != "" {
+		const field = "responseElements.replicaKeyMetadata.multiRegionConfiguration.primaryKey.arn"
 		primary := md.MultiRegionConfiguration.PrimaryKey.ARN
 		if _, _, reason := parseKeyARN(primary); reason != "" {
-			return "", rec.malformed("responseElements.replicaKeyMetadata.multiRegionConfiguration.primaryKey.arn", reason)
+			return "", "", rec.malformed(field, reason)
 		}
-		return primary, nil
+		return field, primary, nil
 	}
-	for _, res := range rec.Resources {
-		if a, _, reason := parseKeyARN(res.ARN); reason == "" && rec.AWSRegion != "" && a.Region == rec.AWSRegion {
-			return res.ARN, nil
+	for i, res := range rec.Resources {
+		if a, _, reason := parseKeyARN(res.ARN); reason == "" && a.Region == rec.AWSRegion {
+			return fmt.Sprintf("resources[%d].ARN", i), res.ARN, nil
 		}
 	}
 	if strings.HasPrefix(req.KeyID, "arn:") {
 		if _, _, reason := parseKeyARN(req.KeyID); reason == "" {
-			return req.KeyID, nil
+			return "requestParameters.keyId", req.KeyID, nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }

@@ -22,7 +22,7 @@ type TagResourceRequest struct {
 }
 
 // parseTagResource decodes a TagResource record into a TagChange.
-func parseTagResource(rec *Record) (Decoded, error) {
+func parseTagResource(rec *Record, env *origin) (Decoded, error) {
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedTagChange(), nil
@@ -31,12 +31,15 @@ func parseTagResource(rec *Record) (Decoded, error) {
 	if err := unmarshalPart("TagResource requestParameters", rec.RequestParameters, &req); err != nil {
 		return d, err
 	}
-	ch, err := rec.newTagChange(req.KeyID)
+	ch, err := rec.newTagChange(req.KeyID, env)
+	if ch != nil {
+		ch.Set = toTags(req.Tags)
+		d.Change = ch
+	}
 	if err != nil {
 		return d, err
 	}
-	ch.Set = toTags(req.Tags)
-	d.Kind, d.Change = KindTagChange, ch
+	d.Kind = KindTagChange
 	return d, nil
 }
 
@@ -52,14 +55,20 @@ func (r *Record) failedTagChange() Decoded {
 
 // newTagChange checks what every tag change needs and returns it for the
 // key the record names: the AWS::KMS::Key in resources, else keyId when it
-// is an ARN.
-func (r *Record) newTagChange(keyID string) (*TagChange, error) {
+// is an ARN. The accounts (recipientAccountId, the key ARN's, keyId's when
+// it is an ARN) and the regions (awsRegion, the key ARN's, keyId's) must
+// agree, and with env's; when they do not, the error is an
+// *InconsistentError returned with the TagChange as read.
+func (r *Record) newTagChange(keyID string, env *origin) (*TagChange, error) {
 	if r.EventID == "" {
 		return nil, r.malformed("eventID", "missing")
 	}
 	at, err := time.Parse(time.RFC3339, r.EventTime)
 	if err != nil {
 		return nil, r.malformed("eventTime", fmt.Sprintf("%q is not RFC 3339", r.EventTime))
+	}
+	if r.AWSRegion == "" {
+		return nil, r.malformed("awsRegion", "missing")
 	}
 	field, keyARN := "requestParameters.keyId", keyID
 	for i, res := range r.Resources {
@@ -75,7 +84,7 @@ func (r *Record) newTagChange(keyID string) (*TagChange, error) {
 	if reason != "" {
 		return nil, r.malformed(field, reason)
 	}
-	return &TagChange{
+	ch := &TagChange{
 		EventID:   r.EventID,
 		EventName: r.EventName,
 		EventTime: at.UTC(),
@@ -85,5 +94,11 @@ func (r *Record) newTagChange(keyID string) (*TagChange, error) {
 		Account:   a.AccountID,
 		Partition: a.Partition,
 		Actor:     r.UserIdentity.Creator(),
-	}, nil
+	}
+	s := r.scope()
+	s.keyARN(field, a.AccountID, a.Region)
+	if field != "requestParameters.keyId" {
+		s.requestKeyARN("requestParameters.keyId", keyID)
+	}
+	return ch, r.consistent(s, env)
 }

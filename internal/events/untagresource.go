@@ -13,7 +13,7 @@ type UntagResourceRequest struct {
 }
 
 // parseUntagResource decodes an UntagResource record into a TagChange.
-func parseUntagResource(rec *Record) (Decoded, error) {
+func parseUntagResource(rec *Record, env *origin) (Decoded, error) {
 	d := Decoded{EventID: rec.EventID, EventName: rec.EventName}
 	if rec.ErrorCode != "" {
 		return rec.failedTagChange(), nil
@@ -22,11 +22,14 @@ func parseUntagResource(rec *Record) (Decoded, error) {
 	if err := unmarshalPart("UntagResource requestParameters", rec.RequestParameters, &req); err != nil {
 		return d, err
 	}
-	ch, err := rec.newTagChange(req.KeyID)
+	ch, err := rec.newTagChange(req.KeyID, env)
+	if ch != nil {
+		ch.Removed = req.TagKeys
+		d.Change = ch
+	}
 	if err != nil {
 		return d, err
 	}
-	ch.Removed = req.TagKeys
-	d.Kind, d.Change = KindTagChange, ch
+	d.Kind = KindTagChange
 	return d, nil
 }
