@@ -54,7 +54,11 @@ func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger
 		h.DeadLetters = &tagger.DeadLetterQueue{SQS: newLazySQS(awsCfg), URL: cfg.DeadLetterQueueURL}
 	}
 	if cfg.TamperRepair {
-		h.Tamper = tagger.TamperRepair{Creations: history.NewFinder(awsCfg, tagger.NewRegionalKMS(awsCfg, withRetryer)), SelfRoleARN: cfg.TaggerRoleARN}
+		// CloudTrail's event history finds the creation events of keys to
+		// repair and settles which of two creation events of a key is real.
+		finder := history.NewFinder(awsCfg, tagger.NewRegionalKMS(awsCfg, withRetryer))
+		h.Tamper = tagger.TamperRepair{Creations: finder, SelfRoleARN: cfg.TaggerRoleARN, TaggerRolePath: cfg.TaggerRolePath}
+		h.Confirmer = finder
 	}
 	if h.Metrics, err = NewMetrics(os.Stdout, cfg); err != nil {
 		return nil, err

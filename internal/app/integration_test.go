@@ -59,10 +59,9 @@ func lambdacontextWithRequestID(ctx context.Context, id string) context.Context 
 	return lambdacontext.NewContext(ctx, &lambdacontext.LambdaContext{AwsRequestID: id})
 }
 
-const (
-	userARN   = localawstest.UserARN
-	eventTime = localawstest.EventTime
-)
+const userARN = localawstest.UserARN
+
+var eventTime = localawstest.EventTime
 
 func lambdaContext(t *testing.T, timeout time.Duration) context.Context {
 	t.Helper()
@@ -137,6 +136,7 @@ func TestReplicaTaggedInItsOwnRegion(t *testing.T) {
 	s := startStack(t, nil)
 	primary := s.CreateKey(t, "us-east-1")
 	replica := s.CreateKey(t, "eu-west-1") // local-kms has no ReplicateKey: a key in the replica region stands in
+	s.KMS.SetKeyFacts(replica, localaws.KeyFacts{PrimaryARN: primary})
 	res, err := s.handler.Handle(lambdaContext(t, 10*time.Second), localawstest.ReplicateKeyEvent("11111111-aaaa-4bbb-8ccc-000000000003", primary, replica))
 	if err != nil || res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("got %s, %v; want tagged", res.Outcome, err)

@@ -80,8 +80,11 @@ type Row struct {
 	// Tags are the tags added or changed (tagged), or to be (would-tag).
 	Tags []tagger.Tag `json:"tags,omitempty"`
 	// Previous are the values the key had under the keys of Tags it
-	// changes.
+	// changes, and of Removed.
 	Previous []tagger.Tag `json:"previous,omitempty"`
+	// Removed are the owned tag keys removed (or to be): case variants of
+	// governance keys, and owned keys with no true value for the key.
+	Removed []string `json:"removed,omitempty"`
 	// Reason explains the action in a sentence when it needs one.
 	Reason string `json:"reason,omitempty"`
 	// ErrorCode and ErrorClass (transient or permanent) name a failure.

@@ -347,13 +347,12 @@ func (r *run) tagFromEvent(j *job) (Row, bool) {
 	if err != nil {
 		return r.errorRow(j.row(ActionFailed), err)
 	}
-	// The budget and the overrides are those of the key's tags now, not of
-	// the creation request: the plan then fits the key as it is and
-	// replaces whatever stands under a governance tag's key.
-	ev := *j.key
-	ev.RequestTags = current
-	plan := r.b.policy.Plan(&ev)
-	if len(plan.Tags) == 0 {
+	// The plan is made against the key's tags now, as the handler's is: the
+	// budget fits the key as it is, and the owned keys end up exactly those
+	// with a true value. The event is CloudTrail's own record, so it
+	// overwrites whatever creation event the key's tags name.
+	plan := r.b.policy.Plan(j.key, current)
+	if len(plan.Write) == 0 && len(plan.Remove) == 0 && len(plan.Dropped) > 0 {
 		row := j.row(ActionFailed)
 		row.Reason = fmt.Sprintf("key %s already has %d tags of its own: no room for governance tags", j.keyARN, tagger.MaxTagsPerKey)
 		row.ErrorCode, row.ErrorClass = tagger.CodeTagBudgetExceeded, tagger.Permanent.String()
@@ -363,7 +362,7 @@ func (r *run) tagFromEvent(j *job) (Row, bool) {
 	if len(plan.Dropped) > 0 {
 		reason = fmt.Sprintf("%d governance tags did not fit within %d tags: %s", len(plan.Dropped), tagger.MaxTagsPerKey, tagKeys(plan.Dropped))
 	}
-	return r.apply(j, keys, plan.Tags, current, reason)
+	return r.apply(j, keys, plan.Write, plan.Remove, current, reason)
 }
 
 // tagUnknown handles a key without a creation event: reported, or with
@@ -416,27 +415,44 @@ func (r *run) tagUnknown(j *job) (Row, bool) {
 		return row, true
 	}
 	tags := []tagger.Tag{{Key: createdAt, Value: created.Format(time.RFC3339)}}
-	return r.apply(j, keys, tags, current, missing+": only "+createdAt+", from the key's creation date")
+	return r.apply(j, keys, tags, nil, current, missing+": only "+createdAt+", from the key's creation date")
 }
 
-// apply writes the tags of want that current lacks or holds with another
-// value, or says it would in a dry run.
-func (r *run) apply(j *job, keys KeyAPI, want, current []tagger.Tag, reason string) (Row, bool) {
+// apply removes the tag keys remove and writes the tags of want that
+// current lacks or holds with another value, or says it would in a dry run.
+// UntagResource shares TagResource's rate limit.
+func (r *run) apply(j *job, keys KeyAPI, want []tagger.Tag, remove []string, current []tagger.Tag, reason string) (Row, bool) {
 	changes, previous := diff(want, current)
-	if len(changes) == 0 {
+	if len(changes) == 0 && len(remove) == 0 {
 		row := j.row(ActionUpToDate)
 		row.Reason = reason
 		return row, true
 	}
+	for _, k := range remove {
+		for _, t := range current {
+			if t.Key == k {
+				previous = append(previous, t)
+				break
+			}
+		}
+	}
 	row := j.row(ActionTagged)
-	row.Tags, row.Previous, row.Reason = changes, previous, reason
+	row.Tags, row.Previous, row.Removed, row.Reason = changes, previous, remove, reason
 	if r.b.opts.DryRun {
 		row.Action = ActionWouldTag
 		return row, true
 	}
-	in := &kms.TagResourceInput{KeyId: aws.String(j.keyARN), Tags: toKMSTags(changes)}
-	if _, err := keys.TagResource(r.ctx, in, r.meter.kmsOpts(j.region, OpTagResource)); err != nil {
-		return r.errorRow(row, fmt.Errorf("tagging key %s: %w", j.keyARN, err))
+	if len(remove) > 0 {
+		in := &kms.UntagResourceInput{KeyId: aws.String(j.keyARN), TagKeys: remove}
+		if _, err := keys.UntagResource(r.ctx, in, r.meter.kmsOpts(j.region, OpTagResource)); err != nil {
+			return r.errorRow(row, fmt.Errorf("removing tags %v from key %s: %w", remove, j.keyARN, err))
+		}
+	}
+	if len(changes) > 0 {
+		in := &kms.TagResourceInput{KeyId: aws.String(j.keyARN), Tags: toKMSTags(changes)}
+		if _, err := keys.TagResource(r.ctx, in, r.meter.kmsOpts(j.region, OpTagResource)); err != nil {
+			return r.errorRow(row, fmt.Errorf("tagging key %s: %w", j.keyARN, err))
+		}
 	}
 	return row, true
 }

@@ -15,7 +15,9 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/redrive"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 const redriveHelp = `usage: autotagger redrive [--queue-url URL] [--dry-run] [--max N] [--output text|json]
@@ -119,6 +121,10 @@ func redriveCmd(ctx context.Context, args []string, stdio IO) int {
 		VisibilityTimeout: *visibility,
 		WaitTime:          *wait,
 		Logger:            log,
+		// A creation event is acted on only once CloudTrail's own record
+		// confirms it: a message someone put into the queue cannot plant
+		// tags.
+		Confirmer: history.NewFinder(awsCfg, tagger.NewRegionalKMS(awsCfg)),
 	})
 	if *output == "json" {
 		b, err := json.MarshalIndent(rep, "", "  ")

@@ -39,6 +39,7 @@ const (
 	EnvHomeAccountID      = "HOME_ACCOUNT_ID"
 	EnvTamperRepair       = "TAMPER_REPAIR"
 	EnvTaggerRoleARN      = "TAGGER_ROLE_ARN"
+	EnvTaggerRolePath     = "TAGGER_ROLE_PATH"
 	EnvMetricsNamespace   = "METRICS_NAMESPACE"
 )
 
@@ -76,6 +77,7 @@ var Settings = []Setting{
 	{EnvHomeAccountID, "", "The tagger's own account, whose keys it tags with its own credentials. Empty means it is asked of sts:GetCallerIdentity once."},
 	{EnvTamperRepair, "true", "true or false. When true, TagResource and UntagResource events that changed or removed a governance tag are repaired: the tags are derived again from the key's creation event in CloudTrail's event history and written back."},
 	{EnvTaggerRoleARN, "", "The tagger's own IAM role ARN: tag changes made with it are its own and are skipped without any call."},
+	{EnvTaggerRolePath, "/kms-autotagger/", "IAM path of every kms-autotagger role (function and member roles of every deployment): tag changes made with a role on it, in any account, are another tagger's and are skipped, so deployments never repair each other. Protect the path with the service control policy in deploy/. \"-\" recognises no other tagger."},
 	{EnvMetricsNamespace, metrics.DefaultNamespace, "CloudWatch namespace of the Embedded Metric Format lines written for every event. \"-\" writes none."},
 }
 
@@ -105,6 +107,9 @@ type Config struct {
 	TamperRepair bool
 	// TaggerRoleARN is the tagger's own role, whose tag changes are skipped.
 	TaggerRoleARN string
+	// TaggerRolePath is the IAM path of every kms-autotagger role; empty
+	// recognises no other tagger.
+	TaggerRolePath string
 	// MetricsNamespace is the CloudWatch namespace of the metrics; empty
 	// means no metrics.
 	MetricsNamespace string
@@ -257,6 +262,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: %q is not true or false", EnvTamperRepair, get(EnvTamperRepair)))
 	}
 	c.TaggerRoleARN = get(EnvTaggerRoleARN)
+	if c.TaggerRolePath = get(EnvTaggerRolePath); c.TaggerRolePath == Off {
+		c.TaggerRolePath = ""
+	} else if !isRolePath(c.TaggerRolePath) || c.TaggerRolePath == "/" {
+		errs = append(errs, fmt.Errorf("%s: %q is not an IAM path of its own such as /kms-autotagger/ (\"/\" would make every role a tagger's)", EnvTaggerRolePath, c.TaggerRolePath))
+	}
 	if a, err := arn.Parse(c.TaggerRoleARN); c.TaggerRoleARN != "" && (err != nil || a.Service != "iam" || !strings.HasPrefix(a.Resource, "role/")) {
 		errs = append(errs, fmt.Errorf("%s: %q is not an IAM role ARN", EnvTaggerRoleARN, c.TaggerRoleARN))
 	}

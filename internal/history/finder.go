@@ -83,13 +83,14 @@ func lookupRetryer() aws.Retryer {
 // decoded CreateKey that created it. For a replica, whose CreateKey in its
 // own region is made by AWS for a ReplicateKey call, it looks up the
 // ReplicateKey in the primary key's region, which names the real creator.
-// The error wraps tagger.ErrNoCreationEvent when neither is in the history.
+// The error is a *tagger.NoCreationEventError, matching
+// tagger.ErrNoCreationEvent, when neither is in the history.
 func (f *Finder) FindCreation(ctx context.Context, keyARN string) (*events.KeyEvent, error) {
 	a, err := arn.Parse(keyARN)
 	if err != nil {
 		return nil, fmt.Errorf("finding creation event of %q: %w", keyARN, err)
 	}
-	start, end, err := f.window(ctx, a.Region, keyARN)
+	start, end, created, err := f.window(ctx, a.Region, keyARN)
 	if err != nil {
 		return nil, err
 	}
@@ -107,24 +108,65 @@ func (f *Finder) FindCreation(ctx context.Context, keyARN string) (*events.KeyEv
 			return key, err
 		}
 	}
-	return nil, fmt.Errorf("key %s: %w", keyARN, tagger.ErrNoCreationEvent)
+	return nil, &tagger.NoCreationEventError{KeyARN: keyARN, Created: created}
 }
 
 // window returns the time range to search: around the key's CreationDate
-// when it can be read, else the whole history (zero times).
-func (f *Finder) window(ctx context.Context, region, keyARN string) (time.Time, time.Time, error) {
+// (also returned) when it can be read, else the whole history (zero times).
+func (f *Finder) window(ctx context.Context, region, keyARN string) (start, end, created time.Time, err error) {
 	if f.Describe == nil {
-		return time.Time{}, time.Time{}, nil
+		return time.Time{}, time.Time{}, time.Time{}, nil
 	}
 	out, err := f.Describe(region).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)})
 	if err != nil {
-		return time.Time{}, time.Time{}, fmt.Errorf("describing key %s: %w", keyARN, err)
+		return time.Time{}, time.Time{}, time.Time{}, fmt.Errorf("describing key %s: %w", keyARN, err)
 	}
-	created := aws.ToTime(out.KeyMetadata.CreationDate)
+	created = aws.ToTime(out.KeyMetadata.CreationDate)
 	if created.IsZero() {
-		return time.Time{}, time.Time{}, nil
+		return time.Time{}, time.Time{}, time.Time{}, nil
 	}
-	return created.Add(-Window), created.Add(Window), nil
+	return created.Add(-Window), created.Add(Window), created, nil
+}
+
+var _ tagger.CreationConfirmer = (*Finder)(nil)
+
+// ConfirmCreation looks up the event eventID in CloudTrail's event history
+// (LookupEvents by EventId) and reports whether it is a successful CreateKey
+// or ReplicateKey that created keyARN. It looks in the key's region and, for
+// a replica, whose ReplicateKey is logged in its primary's region, there
+// too.
+func (f *Finder) ConfirmCreation(ctx context.Context, keyARN, eventID string) (bool, error) {
+	a, err := arn.Parse(keyARN)
+	if err != nil {
+		return false, fmt.Errorf("confirming creation event %s of %q: %w", eventID, keyARN, err)
+	}
+	regions := []string{a.Region}
+	if f.Describe != nil {
+		out, err := f.Describe(a.Region).DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)})
+		if err != nil {
+			return false, fmt.Errorf("describing key %s: %w", keyARN, err)
+		}
+		if mr := out.KeyMetadata.MultiRegionConfiguration; mr != nil && mr.PrimaryKey != nil {
+			if p := aws.ToString(mr.PrimaryKey.Region); p != "" && p != a.Region {
+				regions = append(regions, p)
+			}
+		}
+	}
+	for _, region := range regions {
+		out, err := f.Lookup(region).LookupEvents(ctx, &cloudtrail.LookupEventsInput{
+			LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyEventId, AttributeValue: aws.String(eventID)}},
+		})
+		if err != nil {
+			return false, fmt.Errorf("looking up event %s in %s: %w", eventID, region, err)
+		}
+		for _, ev := range out.Events {
+			dec, err := events.DecodeRecord([]byte(aws.ToString(ev.CloudTrailEvent)))
+			if err == nil && dec.Kind == events.KindTag && dec.Key != nil && dec.Key.KeyARN == keyARN && dec.Key.EventID == eventID {
+				return true, nil
+			}
+		}
+	}
+	return false, nil
 }
 
 // search pages through the events on resource in region between start and

@@ -24,6 +24,8 @@ const (
 	alice    = "arn:aws:iam::111122223333:user/alice"
 	mallory  = "arn:aws:iam::111122223333:user/mallory"
 	selfRole = "arn:aws:iam::111122223333:role/kms-autotagger-AutoTaggerFunctionRole-ABC"
+	// taggerRolePath is the path of every kms-autotagger role.
+	taggerRolePath = "/kms-autotagger/"
 )
 
 // env is the real handler with the tamper repair on, against local-kms in
@@ -56,7 +58,8 @@ func newEnv(t *testing.T) *env {
 		KMS:         regionalClients{k},
 		DeadLetters: &tagger.DeadLetterQueue{SQS: q.Client(), URL: st.QueueURL},
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
-		Tamper:      tagger.TamperRepair{Creations: finder, SelfRoleARN: selfRole},
+		Tamper:      tagger.TamperRepair{Creations: finder, SelfRoleARN: selfRole, TaggerRolePath: taggerRolePath},
+		Confirmer:   finder,
 	}
 	return &env{Stack: st, handler: h}
 }
@@ -227,6 +230,7 @@ func TestTamperRepairReplica(t *testing.T) {
 	e := newEnv(t)
 	primary := e.CreateKey(t, "us-east-1")
 	replica := e.CreateKey(t, "eu-west-1")
+	e.KMS.SetKeyFacts(replica, localaws.KeyFacts{PrimaryARN: primary}) // local-kms has no multi-Region keys
 	mrc := map[string]any{"multiRegionKeyType": "REPLICA", "primaryKey": map[string]any{"arn": primary, "region": "us-east-1"}}
 	e.addHistory(t, createKeyRecord("d0000000-0000-4000-8000-000000000001", replica, "kms.amazonaws.com", map[string]any{"multiRegion": true, "multiRegionConfiguration": mrc}))
 	meta := map[string]any{"AWSAccountId": "111122223333", "arn": replica, "keyId": replica[strings.LastIndex(replica, "/")+1:], "keyManager": "CUSTOMER", "multiRegionConfiguration": mrc}
@@ -246,6 +250,9 @@ func TestTamperRepairReplica(t *testing.T) {
 func TestTamperRepairBeyondHistoryIsDeadLettered(t *testing.T) {
 	e := newEnv(t)
 	key := e.CreateKey(t, "us-east-1") // its creation event is not in the history
+	// Created before the 90 days of the history (local-kms dates every key
+	// now; the stand-in's router says otherwise).
+	e.KMS.SetKeyFacts(key, localaws.KeyFacts{CreationDate: time.Now().AddDate(0, 0, -120)})
 	res := e.handle(t, tagRecord("f0000000-0000-4000-8000-000000000001", "UntagResource", mallory, key, nil, "CreatedAt"))
 	if res.Outcome != tagger.OutcomeDeadLettered || res.ErrorCode != tagger.CodeCreationEventNotFound {
 		t.Fatalf("got %s %s, want dead-lettered %s", res.Outcome, res.ErrorCode, tagger.CodeCreationEventNotFound)

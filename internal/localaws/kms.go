@@ -80,6 +80,7 @@ type KMS struct {
 	url     string
 	dir     string
 	procs   []*process
+	facts   keyFacts
 
 	closeOnce sync.Once
 	closeErr  error
@@ -135,7 +136,7 @@ func StartKMS(ctx context.Context, opts KMSOptions) (*KMS, error) {
 		return nil, errors.Join(fmt.Errorf("start KMS router: %w", err), k.Close())
 	}
 	k.url = "http://" + ln.Addr().String()
-	k.server = &http.Server{Handler: k.router, ReadHeaderTimeout: 10 * time.Second}
+	k.server = &http.Server{Handler: k.facts.wrap(k.router), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = k.server.Serve(ln) }() // returns http.ErrServerClosed on Close
 	return k, nil
 }

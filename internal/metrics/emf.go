@@ -34,6 +34,11 @@ const (
 	// MetricRepairs counts tamper repairs: governance tags someone else
 	// changed or removed, restored.
 	MetricRepairs = "Repairs"
+	// MetricForgedTagsKept counts forged or creator-passed governance tag
+	// values a key keeps because the tagger could not correct them (dead
+	// letter ForgedGovernanceTagsUncorrected): an alarm on it tells a key
+	// carrying forged governance tags from an ordinary failure.
+	MetricForgedTagsKept = "ForgedTagsKept"
 )
 
 // Dimension values that stand for a value outside the closed sets.
@@ -61,16 +66,19 @@ type Event struct {
 	EventName string
 	// Region is the key's region (dimension Region).
 	Region string
-	// Attempts is the number of TagResource attempts made, the first
-	// included; 0 when none was made (metric Retries: Attempts-1, at least
-	// 0).
-	Attempts int
-	// TagsWritten is the number of tags written on the key: the number of
-	// tags of a tagged event, 0 for any other outcome (metric TagsWritten).
+	// Retries is the number of retries of the KMS calls made for the event
+	// (metric Retries).
+	Retries int
+	// TagsWritten is the number of tags TagResource wrote on the key, 0
+	// for any outcome but tagged (metric TagsWritten).
 	TagsWritten int
 	// Repairs is 1 when the event was a tamper repair that restored
 	// governance tags, else 0 (metric Repairs).
 	Repairs int
+	// ForgedTagsKept is the number of forged governance tag values the key
+	// keeps because the tagger could not correct them (metric
+	// ForgedTagsKept).
+	ForgedTagsKept int
 	// Duration is the time the handler spent on the event (metric Duration,
 	// in milliseconds).
 	Duration time.Duration
@@ -91,9 +99,10 @@ type metric struct {
 // directive's Metrics. The EMF specification allows at most 100.
 var metricTable = []metric{
 	{MetricEvents, "Count", func(Event) float64 { return 1 }},
-	{MetricRetries, "Count", func(e Event) float64 { return float64(max(e.Attempts-1, 0)) }},
+	{MetricRetries, "Count", func(e Event) float64 { return float64(max(e.Retries, 0)) }},
 	{MetricTagsWritten, "Count", func(e Event) float64 { return float64(max(e.TagsWritten, 0)) }},
 	{MetricRepairs, "Count", func(e Event) float64 { return float64(max(e.Repairs, 0)) }},
+	{MetricForgedTagsKept, "Count", func(e Event) float64 { return float64(max(e.ForgedTagsKept, 0)) }},
 	{MetricDuration, "Milliseconds", func(e Event) float64 {
 		return float64(max(e.Duration, 0)) / float64(time.Millisecond)
 	}},

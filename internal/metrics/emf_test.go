@@ -319,57 +319,57 @@ func TestRecordOutcomes(t *testing.T) {
 		{
 			name: "tagged after retries",
 			ev: metrics.Event{Outcome: "tagged", EventName: "CreateKey", Region: "us-east-1",
-				Attempts: 3, TagsWritten: 6, Duration: 1234567 * time.Microsecond, Time: handled},
+				Retries: 2, TagsWritten: 6, Duration: 1234567 * time.Microsecond, Time: handled},
 			want: map[string]string{"Outcome": "tagged", "EventName": "CreateKey", "Region": "us-east-1",
-				"Events": "1", "Retries": "2", "TagsWritten": "6", "Repairs": "0", "Duration": "1234.567"},
+				"Events": "1", "Retries": "2", "TagsWritten": "6", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "1234.567"},
 		},
 		{
 			name: "tamper repair",
 			ev: metrics.Event{Outcome: "tagged", EventName: "UntagResource", Region: "us-east-1",
-				Attempts: 1, TagsWritten: 3, Repairs: 1, Duration: 900 * time.Millisecond, Time: handled},
+				TagsWritten: 3, Repairs: 1, Duration: 900 * time.Millisecond, Time: handled},
 			want: map[string]string{"Outcome": "tagged", "EventName": "UntagResource", "Region": "us-east-1",
-				"Events": "1", "Retries": "0", "TagsWritten": "3", "Repairs": "1", "Duration": "900"},
+				"Events": "1", "Retries": "0", "TagsWritten": "3", "Repairs": "1", "ForgedTagsKept": "0", "Duration": "900"},
 		},
 		{
 			name: "tagged replica first time",
 			ev: metrics.Event{Outcome: "tagged", EventName: "ReplicateKey", Region: "eu-west-1",
-				Attempts: 1, TagsWritten: 7, Duration: 80 * time.Millisecond, Time: handled},
+				TagsWritten: 7, Duration: 80 * time.Millisecond, Time: handled},
 			want: map[string]string{"Outcome": "tagged", "EventName": "ReplicateKey", "Region": "eu-west-1",
-				"Events": "1", "Retries": "0", "TagsWritten": "7", "Repairs": "0", "Duration": "80"},
+				"Events": "1", "Retries": "0", "TagsWritten": "7", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "80"},
 		},
 		{
 			name: "skipped without a call",
 			ev: metrics.Event{Outcome: "skipped", EventName: "CreateKey", Region: "ap-southeast-2",
 				Duration: 150 * time.Microsecond, Time: handled},
 			want: map[string]string{"Outcome": "skipped", "EventName": "CreateKey", "Region": "ap-southeast-2",
-				"Events": "1", "Retries": "0", "TagsWritten": "0", "Repairs": "0", "Duration": "0.15"},
+				"Events": "1", "Retries": "0", "TagsWritten": "0", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "0.15"},
 		},
 		{
 			name: "dead-lettered after five attempts",
 			ev: metrics.Event{Outcome: "dead-lettered", EventName: "CreateKey", Region: "us-gov-west-1",
-				Attempts: 5, Duration: 2 * time.Second, Time: handled},
+				Retries: 4, Duration: 2 * time.Second, Time: handled},
 			want: map[string]string{"Outcome": "dead-lettered", "EventName": "CreateKey", "Region": "us-gov-west-1",
-				"Events": "1", "Retries": "4", "TagsWritten": "0", "Repairs": "0", "Duration": "2000"},
+				"Events": "1", "Retries": "4", "TagsWritten": "0", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "2000"},
 		},
 		{
 			name: "dead-lettered malformed event has no name or region",
 			ev:   metrics.Event{Outcome: "dead-lettered", Time: handled},
 			want: map[string]string{"Outcome": "dead-lettered", "EventName": "Other", "Region": "unknown",
-				"Events": "1", "Retries": "0", "TagsWritten": "0", "Repairs": "0", "Duration": "0"},
+				"Events": "1", "Retries": "0", "TagsWritten": "0", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "0"},
 		},
 		{
 			name: "error",
 			ev: metrics.Event{Outcome: "error", EventName: "ReplicateKey", Region: "cn-north-1",
-				Attempts: 2, Duration: time.Nanosecond, Time: handled},
+				Retries: 1, Duration: time.Nanosecond, Time: handled},
 			want: map[string]string{"Outcome": "error", "EventName": "ReplicateKey", "Region": "cn-north-1",
-				"Events": "1", "Retries": "1", "TagsWritten": "0", "Repairs": "0", "Duration": "0.000001"},
+				"Events": "1", "Retries": "1", "TagsWritten": "0", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "0.000001"},
 		},
 		{
 			name: "values outside the closed sets",
 			ev: metrics.Event{Outcome: "Tagged", EventName: "ScheduleKeyDeletion", Region: "us-east-1\"}",
-				Attempts: -1, TagsWritten: -3, Duration: -time.Second, Time: handled},
+				Retries: -1, TagsWritten: -3, Duration: -time.Second, Time: handled},
 			want: map[string]string{"Outcome": "unknown", "EventName": "Other", "Region": "unknown",
-				"Events": "1", "Retries": "0", "TagsWritten": "0", "Repairs": "0", "Duration": "0"},
+				"Events": "1", "Retries": "0", "TagsWritten": "0", "Repairs": "0", "ForgedTagsKept": "0", "Duration": "0"},
 		},
 	}
 	for _, tc := range cases {
@@ -432,6 +432,7 @@ func TestRecordDirective(t *testing.T) {
 		{"Name": "Retries", "Unit": "Count"},
 		{"Name": "TagsWritten", "Unit": "Count"},
 		{"Name": "Repairs", "Unit": "Count"},
+		{"Name": "ForgedTagsKept", "Unit": "Count"},
 		{"Name": "Duration", "Unit": "Milliseconds"},
 	}
 	if !reflect.DeepEqual(d.Metrics, wantMetrics) {
@@ -546,7 +547,7 @@ func TestRecordOneWritePerLine(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 3 {
-		if err := e.Record(metrics.Event{Outcome: "tagged", Attempts: i + 1, Time: handled}); err != nil {
+		if err := e.Record(metrics.Event{Outcome: "tagged", Retries: i, Time: handled}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -579,7 +580,7 @@ func TestRecordConcurrent(t *testing.T) {
 		wg.Go(func() {
 			for i := range each {
 				if err := e.Record(metrics.Event{Outcome: "tagged", EventName: "CreateKey", Region: "us-east-1",
-					Attempts: g + 1, TagsWritten: i, Time: handled}); err != nil {
+					Retries: g, TagsWritten: i, Time: handled}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -634,7 +635,7 @@ func TestRecordZeroTimeIsNow(t *testing.T) {
 // a valid line must be reported, for the reason given.
 func TestValidatorRejects(t *testing.T) {
 	valid := recordOne(t, "", metrics.Event{Outcome: "tagged", EventName: "CreateKey", Region: "us-east-1",
-		Attempts: 2, TagsWritten: 6, Duration: time.Second, Time: handled})
+		Retries: 1, TagsWritten: 6, Duration: time.Second, Time: handled})
 	mustValid(t, valid, handled)
 
 	// mutate decodes the valid line, changes it and encodes it again.
@@ -738,7 +739,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	ev := metrics.Event{Outcome: "tagged", EventName: "CreateKey", Region: "eu-west-1",
-		Attempts: 2, TagsWritten: 6, Duration: 42 * time.Millisecond, Time: handled}
+		Retries: 1, TagsWritten: 6, Duration: 42 * time.Millisecond, Time: handled}
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := e.Record(ev); err != nil {

@@ -54,6 +54,11 @@ const (
 	// OutcomeInterrupted: the run was interrupted before or while trying the
 	// event; the message stays.
 	OutcomeInterrupted Outcome = "interrupted"
+	// OutcomeUnconfirmed: CloudTrail's own record does not confirm the
+	// message's creation event (by event id, for the same key), so it was
+	// not acted on: anyone who can write to the queue could have put it
+	// there. The message stays.
+	OutcomeUnconfirmed Outcome = "unconfirmed"
 )
 
 // Defaults of Options.
@@ -98,6 +103,12 @@ type Options struct {
 	WaitTime time.Duration
 	// Logger receives a line per message. Nil means slog.Default().
 	Logger *slog.Logger
+	// Confirmer checks each creation event against CloudTrail's own record
+	// before the handler may act on it. Nil confirms nothing: every
+	// creation event stays in the queue, unconfirmed. Tag-change events
+	// need no confirmation: their repair derives the tags from the creation
+	// event CloudTrail's history holds.
+	Confirmer tagger.CreationConfirmer
 }
 
 // Row is what happened to one message.
@@ -126,6 +137,7 @@ type Summary struct {
 	WouldRedrive int `json:"wouldRedrive"`
 	Unrecognized int `json:"unrecognized"`
 	Interrupted  int `json:"interrupted"`
+	Unconfirmed  int `json:"unconfirmed"`
 	// Deleted messages are gone from the queue; Remaining are still in it.
 	Deleted   int `json:"deleted"`
 	Remaining int `json:"remaining"`
@@ -334,10 +346,18 @@ func (r *run) describe(m sqstypes.Message) (Row, Letter) {
 	return row, letter
 }
 
-// redrive runs the handler on event and deletes the message when the event
-// ends tagged or skipped.
+// redrive runs the handler on event, once CloudTrail's record confirms a
+// creation event, and deletes the message when the event ends tagged or
+// skipped.
 func (r *run) redrive(ctx context.Context, m sqstypes.Message, event json.RawMessage, row *Row) {
 	hctx, cancel := context.WithTimeout(ctx, r.opts.HandlerTimeout)
+	defer cancel()
+	if dec, err := events.Decode(event); err == nil && dec.Kind == events.KindTag && dec.Key != nil {
+		if why := r.confirm(hctx, dec.Key); why != "" {
+			row.Outcome, row.ErrorCode, row.Reason = OutcomeUnconfirmed, CodeUnconfirmedEvent, why
+			return
+		}
+	}
 	res, err := r.h.Handle(hctx, event)
 	cancel()
 	row.EventID = firstNonEmpty(res.EventID, row.EventID)
@@ -377,6 +397,25 @@ func (r *run) redrive(ctx context.Context, m sqstypes.Message, event json.RawMes
 	}
 	row.Deleted = true
 	delete(r.held, id)
+}
+
+// CodeUnconfirmedEvent is the ErrorCode of a row whose creation event
+// CloudTrail's record does not confirm.
+const CodeUnconfirmedEvent = "UnconfirmedEvent"
+
+// confirm returns why key's event may not be acted on, or "".
+func (r *run) confirm(ctx context.Context, key *events.KeyEvent) string {
+	if r.opts.Confirmer == nil {
+		return "no CloudTrail event history to confirm the creation event with"
+	}
+	ok, err := r.opts.Confirmer.ConfirmCreation(ctx, key.KeyARN, key.EventID)
+	switch {
+	case err != nil:
+		return "confirming the creation event in CloudTrail's event history: " + err.Error()
+	case !ok:
+		return fmt.Sprintf("CloudTrail's event history holds no %s %s that created %s: the message was not acted on", key.EventName, key.EventID, key.KeyARN)
+	}
+	return ""
 }
 
 func (r *run) interrupted(m sqstypes.Message) Row {
@@ -434,6 +473,8 @@ func summarize(rows []Row) Summary {
 			s.Unrecognized++
 		case OutcomeInterrupted:
 			s.Interrupted++
+		case OutcomeUnconfirmed:
+			s.Unconfirmed++
 		}
 		if row.Deleted {
 			s.Deleted++

@@ -20,17 +20,19 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/redrive"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
+var eventTime = localawstest.EventTime
+
 const (
-	userARN   = localawstest.UserARN
-	eventTime = localawstest.EventTime
-	ruleARN   = "arn:aws:events:us-east-1:111122223333:rule/kms-autotagger-KeyCreatedRule"
-	fnARN     = "arn:aws:lambda:us-east-1:111122223333:function:kms-autotagger"
+	userARN = localawstest.UserARN
+	ruleARN = "arn:aws:events:us-east-1:111122223333:rule/kms-autotagger-KeyCreatedRule"
+	fnARN   = "arn:aws:lambda:us-east-1:111122223333:function:kms-autotagger"
 )
 
 // stack is local-kms in two regions behind the region router, the SQS
@@ -43,15 +45,19 @@ type stack struct {
 	redriver *tagger.Handler
 	logs     *localawstest.SyncBuffer
 	log      *slog.Logger
+	// history confirms creation events from the CloudTrail stand-in's
+	// event history, as the CLI's redrive does from CloudTrail's.
+	history *history.Finder
 }
 
 func startStack(t *testing.T) *stack {
 	t.Helper()
-	st := localawstest.Start(t, localawstest.Options{Env: map[string]string{
+	st := localawstest.Start(t, localawstest.Options{CloudTrail: &localaws.CloudTrailOptions{}, Env: map[string]string{
 		"MAX_BACKOFF":         "20ms",
 		"TAG_RATE_LIMIT":      "0",
 		"DEAD_LETTER_RESERVE": "1s",
 		"STATIC_TAGS":         "ManagedBy=kms-autotagger",
+		"TAMPER_REPAIR":       "false",
 	}})
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
@@ -76,7 +82,23 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	redriver.DeadLetters = nil
-	return &stack{Stack: st, function: function, redriver: redriver, logs: logs, log: log}
+	finder := history.NewFinder(localawstest.FunctionConfig(t), tagger.NewRegionalKMS(localawstest.FunctionConfig(t)))
+	return &stack{Stack: st, function: function, redriver: redriver, logs: logs, log: log, history: finder}
+}
+
+// createKeyEvent is localawstest.CreateKeyEvent, also recorded in the
+// CloudTrail stand-in's event history: a real creation event.
+func (s *stack) createKeyEvent(t *testing.T, eventID, keyARN string) []byte {
+	t.Helper()
+	event := localawstest.CreateKeyEvent(eventID, keyARN, nil)
+	var env struct{ Detail json.RawMessage }
+	if err := json.Unmarshal(event, &env); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloudTrail.AddEvent(localawstest.RegionOf(keyARN), env.Detail); err != nil {
+		t.Fatal(err)
+	}
+	return event
 }
 
 // wantGovernanceTags checks that the key carries the tags of the event.
@@ -277,7 +299,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 	if _, err := kmsEast.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(pending), PendingWindowInDays: aws.Int32(7)}); err != nil {
 		t.Fatal(err)
 	}
-	if res, err := s.function.Handle(invocation(t), localawstest.CreateKeyEvent(evPending, pending, nil)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
+	if res, err := s.function.Handle(invocation(t), s.createKeyEvent(t, evPending, pending)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
 		t.Fatalf("function on a key pending deletion: got %s, %v; want dead-lettered", res.Outcome, err)
 	}
 
@@ -285,7 +307,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 	// eu-west-1, the function fails every attempt and Lambda gives up.
 	denied := s.CreateKey(t, "eu-west-1")
 	s.KMS.Router().SetIntercept(localaws.FailFirst("eu-west-1", localaws.KMSTarget("TagResource"), -1, localaws.AccessDeniedFault))
-	deniedEvent := localawstest.CreateKeyEvent(evDenied, denied, nil)
+	deniedEvent := s.createKeyEvent(t, evDenied, denied)
 	res, handlerErr := s.redriver.Handle(invocation(t), deniedEvent)
 	if handlerErr == nil || res.ErrorCode != "AccessDeniedException" {
 		t.Fatalf("handler without a queue on a denied key: got %s %s, %v; want an AccessDeniedException error", res.Outcome, res.ErrorCode, handlerErr)
@@ -294,7 +316,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 
 	// 3. An event EventBridge could not deliver.
 	undelivered := s.CreateKey(t, "us-east-1")
-	s.sendUndelivered(t, s.QueueURL, localawstest.CreateKeyEvent(evNoPerm, undelivered, nil))
+	s.sendUndelivered(t, s.QueueURL, s.createKeyEvent(t, evNoPerm, undelivered))
 
 	// A record of an event that was not JSON: it can never succeed.
 	if res, err := s.function.Handle(invocation(t), []byte(`{"version":`)); err != nil || res.Outcome != tagger.OutcomeDeadLettered {
@@ -306,7 +328,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 
 	t.Run("dry run touches nothing", func(t *testing.T) {
 		calls := s.KMS.Router().Count(localaws.AnyRegion, localaws.AnyTarget)
-		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, DryRun: true, Logger: s.log})
+		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, DryRun: true, Logger: s.log, Confirmer: s.history})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -334,7 +356,8 @@ func TestRedriveThreeShapes(t *testing.T) {
 		// With a 1s visibility and a 2s wait, the stand-in hands out every
 		// message a second time within the run.
 		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{
-			QueueURL: s.QueueURL, DryRun: true, VisibilityTimeout: time.Second, WaitTime: 2 * time.Second, Logger: s.log,
+			Confirmer: s.history,
+			QueueURL:  s.QueueURL, DryRun: true, VisibilityTimeout: time.Second, WaitTime: 2 * time.Second, Logger: s.log,
 		})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
@@ -346,7 +369,7 @@ func TestRedriveThreeShapes(t *testing.T) {
 	})
 
 	t.Run("before the fixes only the undelivered event is tagged", func(t *testing.T) {
-		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log})
+		rep, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log, Confirmer: s.history})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -386,14 +409,14 @@ func TestRedriveThreeShapes(t *testing.T) {
 		// The permission is fixed.
 		s.KMS.Router().SetIntercept(nil)
 
-		one, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Max: 1, Logger: s.log})
+		one, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Max: 1, Logger: s.log, Confirmer: s.history})
 		if err != nil {
 			t.Fatalf("Run --max 1: %v", err)
 		}
 		if len(one.Rows) != 1 || one.Summary.Messages != 1 {
 			t.Fatalf("--max 1: got %d rows (summary %+v), want 1", len(one.Rows), one.Summary)
 		}
-		rest, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log})
+		rest, err := redrive.Run(ctx, s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log, Confirmer: s.history})
 		if err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -461,14 +484,14 @@ func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 	for i := range 3 {
 		id := "22222222-aaaa-4bbb-8ccc-00000000000" + strconv.Itoa(i)
 		keys[id] = s.CreateKey(t, "us-east-1")
-		s.sendUndelivered(t, queueURL, localawstest.CreateKeyEvent(id, keys[id], nil))
+		s.sendUndelivered(t, queueURL, s.createKeyEvent(t, id, keys[id]))
 	}
 	s.waitCounts(t, queueURL, 3, 0)
 
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	h := &cancelAfterFirst{h: s.redriver, cancel: cancel}
-	rep, err := redrive.Run(ctx, s.SQS.Client(), h, redrive.Options{QueueURL: queueURL, Logger: s.log})
+	rep, err := redrive.Run(ctx, s.SQS.Client(), h, redrive.Options{QueueURL: queueURL, Logger: s.log, Confirmer: s.history})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Run: got error %v, want context.Canceled", err)
 	}
@@ -483,7 +506,7 @@ func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 	// before the delete; the others are visible again at once.
 	s.waitCounts(t, queueURL, 2, 0)
 
-	again, err := redrive.Run(context.Background(), s.SQS.Client(), s.redriver, redrive.Options{QueueURL: queueURL, Logger: s.log})
+	again, err := redrive.Run(context.Background(), s.SQS.Client(), s.redriver, redrive.Options{QueueURL: queueURL, Logger: s.log, Confirmer: s.history})
 	if err != nil {
 		t.Fatalf("Run again: %v", err)
 	}
@@ -494,6 +517,49 @@ func TestRedriveInterruptedThenRunAgain(t *testing.T) {
 		s.wantGovernanceTags(t, key, id)
 	}
 	s.waitCounts(t, queueURL, 0, 0)
+}
+
+// TestRedrivePlantedMessage: anyone who can write to the queue puts a
+// creation event there that CloudTrail never recorded, naming another
+// creator for an existing key. The redrive does not act on it: the message
+// stays, unconfirmed, and the key is untouched.
+func TestRedrivePlantedMessage(t *testing.T) {
+	s := startStack(t)
+	key := s.CreateKey(t, "us-east-1")
+	real := s.createKeyEvent(t, "33333333-cccc-4ddd-8eee-000000000001", key)
+	if res, err := s.function.Handle(invocation(t), real); err != nil || res.Outcome != tagger.OutcomeTagged {
+		t.Fatalf("real event: got %s, %v; want tagged", res.Outcome, err)
+	}
+	before := s.Tags(t, key)
+	planted := strings.ReplaceAll(string(localawstest.CreateKeyEvent("33333333-cccc-4ddd-8eee-0000000000ff", key, nil)), userARN, "arn:aws:iam::111122223333:user/mallory")
+	s.sendUndelivered(t, s.QueueURL, []byte(planted))
+
+	rep, err := redrive.Run(context.Background(), s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log, Confirmer: s.history})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Rows) != 1 || rep.Rows[0].Outcome != redrive.OutcomeUnconfirmed || rep.Rows[0].Deleted || rep.Rows[0].ErrorCode != redrive.CodeUnconfirmedEvent {
+		t.Fatalf("rows: got %+v, want one unconfirmed message left in the queue", rep.Rows)
+	}
+	if !strings.Contains(rep.Rows[0].Reason, "CloudTrail") {
+		t.Errorf("reason: got %q, want it to say CloudTrail does not confirm the event", rep.Rows[0].Reason)
+	}
+	if got := s.Tags(t, key); !reflect.DeepEqual(got, before) {
+		t.Errorf("tags: got %v, want them untouched %v", got, before)
+	}
+	if rep.Summary.Remaining != 1 || rep.Summary.Unconfirmed != 1 {
+		t.Errorf("summary: got %+v, want the planted message unconfirmed and still in the queue", rep.Summary)
+	}
+
+	t.Run("without a CloudTrail history nothing is confirmed", func(t *testing.T) {
+		rep, err := redrive.Run(context.Background(), s.SQS.Client(), s.redriver, redrive.Options{QueueURL: s.QueueURL, Logger: s.log})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Rows) != 1 || rep.Rows[0].Outcome != redrive.OutcomeUnconfirmed {
+			t.Errorf("rows: got %+v, want one unconfirmed", rep.Rows)
+		}
+	})
 }
 
 func TestRedriveOptionsValidated(t *testing.T) {

@@ -49,6 +49,7 @@ func (s Summary) sentence(dryRun bool) string {
 	add(s.StillFailing, "still failing")
 	add(s.Unrecognized, "unrecognized")
 	add(s.Interrupted, "interrupted")
+	add(s.Unconfirmed, "unconfirmed")
 	msgs := plural(s.Messages, "message")
 	if len(parts) > 0 {
 		msgs += ": " + strings.Join(parts, ", ")

@@ -96,6 +96,8 @@ func Classify(err error) (Class, string) {
 			return class, code
 		}
 		return Permanent, CodeAssumeRoleFailed
+	case errors.Is(err, events.ErrInconsistent):
+		return Permanent, CodeInconsistentEvent
 	case errors.As(err, &malformed):
 		return Permanent, CodeMalformedEvent
 	case errors.As(err, &apiErr):

@@ -3,16 +3,14 @@ package tagger_test
 import (
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
-	"net/url"
 	"os"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -20,7 +18,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -34,229 +31,34 @@ import (
 const (
 	homeAccount   = "111122223333"
 	memberAccount = "444455556666"
-	homeKeyID     = "AKIAHOMEEXAMPLE00001"
 	memberRole    = "kms-autotagger-member"
 	memberRoleARN = "arn:aws:iam::" + memberAccount + ":role/" + memberRole
 	externalID    = "o-a1b2c3d4e5-kms-autotagger"
 	creatorARN    = "arn:aws:iam::" + memberAccount + ":user/bob"
 )
 
-// stsCall is one request the STS test server received.
-type stsCall struct {
-	action      string
-	callerKeyID string
-	form        url.Values
-}
-
-// stsServer speaks the STS Query protocol (form-encoded POST, XML answers)
-// for AssumeRole and GetCallerIdentity, so that the real SDK STS client and
-// stscreds provider talk to it. AssumeRole succeeds for the roles in roles
-// and is denied, as STS denies a role that does not exist or does not
-// trust the caller, for any other. Each AssumeRole issues a new access key
-// id, which it remembers with its account so that the KMS router can send
-// the request to that account's stand-in.
-type stsServer struct {
-	srv *httptest.Server
-
-	mu        sync.Mutex
-	roles     map[string]bool
-	keys      map[string]string // access key id -> account
-	calls     []stsCall
-	issued    int
-	expired   bool   // issue credentials that have already expired
-	errorCode string // answer every AssumeRole with this error (HTTP 400)
-}
-
-// credentialPattern takes the access key id and service out of a SigV4
-// Authorization header.
-var credentialPattern = regexp.MustCompile(`Credential=([A-Z0-9]+)/\d{8}/([a-z0-9-]+)/([a-z0-9]+)/aws4_request`)
-
-func startSTS(t *testing.T, roles ...string) *stsServer {
-	t.Helper()
-	s := &stsServer{roles: map[string]bool{}, keys: map[string]string{homeKeyID: homeAccount}}
-	for _, r := range roles {
-		s.roles[r] = true
-	}
-	s.srv = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.srv.Close)
-	return s
-}
-
-func (s *stsServer) serve(w http.ResponseWriter, r *http.Request) {
-	m := credentialPattern.FindStringSubmatch(r.Header.Get("Authorization"))
-	if r.Method != http.MethodPost || m == nil || m[3] != "sts" ||
-		!strings.HasPrefix(r.Header.Get("Content-Type"), "application/x-www-form-urlencoded") {
-		writeSTSError(w, http.StatusBadRequest, "InvalidRequest", "want a SigV4-signed form POST for sts")
-		return
-	}
-	if err := r.ParseForm(); err != nil || r.PostForm.Get("Version") != "2011-06-15" {
-		writeSTSError(w, http.StatusBadRequest, "InvalidRequest", "want a form with Version=2011-06-15")
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	caller := m[1]
-	s.calls = append(s.calls, stsCall{action: r.PostForm.Get("Action"), callerKeyID: caller, form: r.PostForm})
-	callerAccount, known := s.keys[caller]
-	if !known {
-		writeSTSError(w, http.StatusForbidden, "InvalidClientTokenId", "The security token included in the request is invalid.")
-		return
-	}
-	switch r.PostForm.Get("Action") {
-	case "GetCallerIdentity":
-		writeXML(w, fmt.Sprintf(`<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">`+
-			`<GetCallerIdentityResult><Arn>arn:aws:iam::%[1]s:user/tagger</Arn><UserId>AIDAEXAMPLE</UserId><Account>%[1]s</Account></GetCallerIdentityResult>`+
-			`<ResponseMetadata><RequestId>01234567-89ab-cdef-0123-456789abcdef</RequestId></ResponseMetadata></GetCallerIdentityResponse>`, callerAccount))
-	case "AssumeRole":
-		role := r.PostForm.Get("RoleArn")
-		if s.errorCode != "" {
-			writeSTSError(w, http.StatusBadRequest, s.errorCode, "Rate exceeded")
-			return
-		}
-		if !s.roles[role] {
-			writeSTSError(w, http.StatusForbidden, "AccessDenied", fmt.Sprintf(
-				"User: arn:aws:sts::%s:assumed-role/kms-autotagger-role/fn is not authorized to perform: sts:AssumeRole on resource: %s", callerAccount, role))
-			return
-		}
-		account := strings.Split(role, ":")[4]
-		s.issued++
-		keyID := fmt.Sprintf("ASIA%sN%04d", account, s.issued)
-		s.keys[keyID] = account
-		expiration := time.Now().Add(time.Hour)
-		if s.expired {
-			expiration = time.Now().Add(-time.Minute)
-		}
-		writeXML(w, fmt.Sprintf(`<AssumeRoleResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleResult>`+
-			`<Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>secret-%d</SecretAccessKey><SessionToken>token-%d</SessionToken><Expiration>%s</Expiration></Credentials>`+
-			`<AssumedRoleUser><Arn>arn:aws:sts::%s:assumed-role/%s/%s</Arn><AssumedRoleId>AROAEXAMPLE:%s</AssumedRoleId></AssumedRoleUser>`+
-			`</AssumeRoleResult><ResponseMetadata><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ResponseMetadata></AssumeRoleResponse>`,
-			keyID, s.issued, s.issued, expiration.UTC().Format(time.RFC3339), account, escape(role[strings.LastIndex(role, "/")+1:]),
-			escape(r.PostForm.Get("RoleSessionName")), escape(r.PostForm.Get("RoleSessionName"))))
-	default:
-		writeSTSError(w, http.StatusBadRequest, "InvalidAction", "Could not find operation "+r.PostForm.Get("Action"))
-	}
-}
-
-func escape(s string) string {
-	var b strings.Builder
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-func writeXML(w http.ResponseWriter, body string) {
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("X-Amzn-Requestid", "c6104cbe-af31-11e0-8154-cbc7ccf896c7")
-	_, _ = io.WriteString(w, body)
-}
-
-func writeSTSError(w http.ResponseWriter, status int, code, message string) {
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("X-Amzn-Requestid", "9b8c7d6e-1f2a-4b3c-8d9e-0a1b2c3d4e5f")
-	w.WriteHeader(status)
-	_, _ = fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type><Code>%s</Code><Message>%s</Message></Error>`+
-		`<RequestId>9b8c7d6e-1f2a-4b3c-8d9e-0a1b2c3d4e5f</RequestId></ErrorResponse>`, escape(code), escape(message))
-}
-
-// accountOf returns the account whose credentials carry keyID.
-func (s *stsServer) accountOf(keyID string) (string, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	a, ok := s.keys[keyID]
-	return a, ok
-}
-
-// set changes the server's behaviour under its lock.
-func (s *stsServer) set(f func(*stsServer)) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	f(s)
-}
-
-// callsOf returns the calls of action.
-func (s *stsServer) callsOf(action string) []stsCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []stsCall
-	for _, c := range s.calls {
-		if c.action == action {
-			out = append(out, c)
-		}
-	}
-	return out
-}
-
-// accountRouter sends each KMS request to the stand-in of the account whose
-// credentials signed it, as AWS does: local-kms serves one account per
-// process, and the STS server knows which account each access key id
-// belongs to. It counts TagResource requests per access key id.
-type accountRouter struct {
-	sts      *stsServer
-	backends map[string]*httputil.ReverseProxy
-
-	mu   sync.Mutex
-	tags map[string]int // access key id -> TagResource requests
-}
-
-func startRouter(t *testing.T, s *stsServer, stands map[string]*localaws.KMS) (*accountRouter, string) {
-	t.Helper()
-	rt := &accountRouter{sts: s, backends: map[string]*httputil.ReverseProxy{}, tags: map[string]int{}}
-	for account, k := range stands {
-		u, err := url.Parse(k.URL())
-		if err != nil {
-			t.Fatal(err)
-		}
-		rt.backends[account] = &httputil.ReverseProxy{Rewrite: func(pr *httputil.ProxyRequest) {
-			pr.SetURL(u)
-			pr.Out.Host = pr.In.Host
-		}}
-	}
-	srv := httptest.NewServer(rt)
-	t.Cleanup(srv.Close)
-	return rt, srv.URL
-}
-
-func (rt *accountRouter) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	m := credentialPattern.FindStringSubmatch(r.Header.Get("Authorization"))
-	if m == nil || m[3] != "kms" {
-		localaws.WriteKMSError(w, http.StatusBadRequest, "IncompleteSignatureException", "no SigV4 credential for kms")
-		return
-	}
-	account, ok := rt.sts.accountOf(m[1])
-	proxy := rt.backends[account]
-	if !ok || proxy == nil {
-		localaws.WriteKMSError(w, http.StatusBadRequest, "UnrecognizedClientException", "The security token included in the request is invalid.")
-		return
-	}
-	if r.Header.Get("X-Amz-Target") == localaws.KMSTarget("TagResource") {
-		rt.mu.Lock()
-		rt.tags[m[1]]++
-		rt.mu.Unlock()
-	}
-	proxy.ServeHTTP(w, r)
-}
-
-// tagCalls returns the TagResource requests signed by each access key id.
-func (rt *accountRouter) tagCalls() map[string]int {
-	rt.mu.Lock()
-	defer rt.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range rt.tags {
-		out[k] = v
-	}
-	return out
-}
-
-// world is the stand-ins every cross-account test shares: local-kms for the
-// tagger's account in one region and for a member account in two, and the
-// SQS stand-in for dead letters.
+// world is the stand-ins every cross-account test shares: moto for STS,
+// whose AssumeRole into the member account's role gives credentials moto
+// then knows as the member account's; local-kms for the tagger's account
+// in one region and for the member account in two; and the SQS stand-in
+// for dead letters. home is the tagger's base credentials, an IAM user of
+// moto in homeAccount.
 type world struct {
+	moto         *localaws.Moto
 	home, member *localaws.KMS
 	sqs          *localaws.SQS
+	homeKey      aws.Credentials
+	homeARN      string
 }
 
 func startWorld(t *testing.T) *world {
 	t.Helper()
 	ctx := context.Background()
+	m, err := localaws.StartMoto(ctx, localaws.MotoOptions{Account: homeAccount})
+	if err != nil {
+		t.Fatalf("starting moto: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
 	home, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: []string{"us-east-1"}, Account: homeAccount})
 	if err != nil {
 		t.Fatalf("starting local-kms for %s: %v", homeAccount, err)
@@ -272,8 +74,99 @@ func startWorld(t *testing.T) *world {
 		t.Fatalf("starting SQS stand-in: %v", err)
 	}
 	t.Cleanup(func() { _ = q.Close() })
-	return &world{home: home, member: member, sqs: q}
+	w := &world{moto: m, home: home, member: member, sqs: q}
+	w.homeKey, _ = m.Credentials().Retrieve(ctx)
+	id, err := sts.NewFromConfig(m.Config("us-east-1")).GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
+	if err != nil {
+		t.Fatalf("GetCallerIdentity of the base credentials: %v", err)
+	}
+	w.homeARN = aws.ToString(id.Arn)
+	return w
 }
+
+// stsFaults is the moto hook of a rig: what STS does and moto does not.
+// moto lets any role be assumed, existing or not, trusting the caller or
+// not, never throttles, and issues credentials that expire when asked. So
+// AssumeRole of a role not in roles is answered here with the AccessDenied
+// STS gives for a role that does not exist or does not trust the caller;
+// with errorCode set every AssumeRole gets that error (HTTP 400); with
+// expired set moto's credentials are given with an Expiration already
+// past. Everything else is moto's answer.
+type stsFaults struct {
+	callerARN string
+
+	mu        sync.Mutex
+	roles     map[string]bool
+	expired   bool
+	errorCode string
+}
+
+// expirationElement is the Expiration of an AssumeRole answer.
+var expirationElement = regexp.MustCompile(`<Expiration>[^<]*</Expiration>`)
+
+func (f *stsFaults) hook(w http.ResponseWriter, r *http.Request, call localaws.MotoCall, next http.Handler) {
+	if call.Service != "sts" || call.Operation != "AssumeRole" {
+		next.ServeHTTP(w, r)
+		return
+	}
+	f.mu.Lock()
+	role := call.Params.Get("RoleArn")
+	allowed, expired, code := f.roles[role], f.expired, f.errorCode
+	f.mu.Unlock()
+	switch {
+	case code != "":
+		localaws.WriteQueryError(w, http.StatusBadRequest, code, "Rate exceeded")
+	case !allowed:
+		localaws.WriteQueryError(w, http.StatusForbidden, "AccessDenied", fmt.Sprintf(
+			"User: %s is not authorized to perform: sts:AssumeRole on resource: %s", f.callerARN, role))
+	case expired:
+		rec := httptest.NewRecorder()
+		next.ServeHTTP(rec, r)
+		past := "<Expiration>" + time.Now().Add(-time.Minute).UTC().Format(time.RFC3339) + "</Expiration>"
+		body := expirationElement.ReplaceAllLiteral(rec.Body.Bytes(), []byte(past))
+		for k, v := range rec.Header() {
+			w.Header()[k] = v
+		}
+		w.Header().Set("Content-Length", strconv.Itoa(len(body)))
+		w.WriteHeader(rec.Code)
+		_, _ = w.Write(body)
+	default:
+		next.ServeHTTP(w, r)
+	}
+}
+
+// set changes the faults under their lock.
+func (f *stsFaults) set(change func(*stsFaults)) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(f)
+}
+
+// accounts readies the world for one test: it forgets moto's record of
+// requests, installs the STS faults that let only roles be assumed, and
+// starts a KMS endpoint routing by account, which asks moto the account
+// of each access key.
+func (w *world) accounts(t *testing.T, roles ...string) (*stsFaults, *localaws.AccountRouter, string) {
+	t.Helper()
+	faults := &stsFaults{callerARN: w.homeARN, roles: map[string]bool{}}
+	for _, r := range roles {
+		faults.roles[r] = true
+	}
+	w.moto.ResetCalls()
+	w.moto.SetHook(faults.hook)
+	t.Cleanup(func() { w.moto.SetHook(nil) })
+	router, err := localaws.NewAccountRouter(w.moto, map[string]*localaws.KMS{homeAccount: w.home, memberAccount: w.member})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(router)
+	t.Cleanup(srv.Close)
+	return faults, router, srv.URL
+}
+
+// stsCalls returns moto's record of the STS requests for op since the
+// test's accounts call.
+func (w *world) stsCalls(op string) []localaws.MotoCall { return w.moto.Calls("sts", op) }
 
 func (w *world) stand(account string) *localaws.KMS {
 	if account == homeAccount {
@@ -328,23 +221,25 @@ func eventID(n int) string { return fmt.Sprintf("22222222-bbbb-4ccc-8ddd-%012d",
 // queues numbers the dead-letter queues of the rigs.
 var queues atomic.Int32
 
-// rig is one AccountKMS wired to a fresh STS server and router, in a
-// tagger.Handler that dead-letters to a fresh queue.
+// rig is one AccountKMS with the base credentials, moto's STS and a KMS
+// endpoint routing by account, in a tagger.Handler that dead-letters to a
+// fresh queue.
 type rig struct {
-	sts      *stsServer
-	router   *accountRouter
+	w        *world
+	faults   *stsFaults
+	router   *localaws.AccountRouter
 	clients  *tagger.AccountKMS
 	handler  *tagger.Handler
 	queueURL string
 }
 
+// newRig makes a rig in which only roles can be assumed.
 func newRig(t *testing.T, w *world, opts tagger.AccountKMSOptions, roles ...string) *rig {
 	t.Helper()
-	s := startSTS(t, roles...)
-	router, routerURL := startRouter(t, s, map[string]*localaws.KMS{homeAccount: w.home, memberAccount: w.member})
-	cfg := aws.Config{Region: "us-east-1", Credentials: credentials.NewStaticCredentialsProvider(homeKeyID, "home-secret", "")}
+	faults, router, routerURL := w.accounts(t, roles...)
+	cfg := aws.Config{Region: "us-east-1", Credentials: w.moto.Credentials()}
 	stsClient := sts.NewFromConfig(cfg, func(o *sts.Options) {
-		o.BaseEndpoint = aws.String(s.srv.URL)
+		o.BaseEndpoint = aws.String(w.moto.URL())
 		o.Retryer = aws.NopRetryer{}
 	})
 	retryer := tagger.NewRetryer(tagger.RetryOptions{MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond, NotFoundAttempts: 2})
@@ -367,7 +262,7 @@ func newRig(t *testing.T, w *world, opts tagger.AccountKMSOptions, roles ...stri
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DeadLetterReserve: time.Second,
 	}
-	return &rig{sts: s, router: router, clients: clients, handler: h, queueURL: queueURL}
+	return &rig{w: w, faults: faults, router: router, clients: clients, handler: h, queueURL: queueURL}
 }
 
 func (r *rig) handle(t *testing.T, event json.RawMessage) tagger.Result {
@@ -381,11 +276,17 @@ func (r *rig) handle(t *testing.T, event json.RawMessage) tagger.Result {
 	return res
 }
 
+// tagCalls returns the TagResource requests the router received, by the
+// access key id that signed them.
+func (r *rig) tagCalls() map[string]int {
+	return r.router.CountsByAccessKey(localaws.KMSTarget("TagResource"))
+}
+
 // memberTagCalls returns the TagResource requests signed with credentials
 // other than the base ones, and by how many access key ids.
 func (r *rig) memberTagCalls() (calls, keyIDs int) {
-	for id, n := range r.router.tagCalls() {
-		if id != homeKeyID {
+	for id, n := range r.tagCalls() {
+		if id != r.w.homeKey.AccessKeyID {
 			calls += n
 			keyIDs++
 		}
@@ -398,7 +299,7 @@ func TestAccountKMS(t *testing.T) {
 
 	t.Run("own account keys use the base credentials", func(t *testing.T) {
 		r := newRig(t, w, tagger.AccountKMSOptions{RoleName: memberRole}, memberRoleARN)
-		if n := len(r.sts.callsOf("GetCallerIdentity")) + len(r.sts.callsOf("AssumeRole")); n != 0 {
+		if n := len(w.stsCalls("GetCallerIdentity")) + len(w.stsCalls("AssumeRole")); n != 0 {
 			t.Fatalf("STS calls after NewAccountKMS: got %d, want 0 (no network call at initialization)", n)
 		}
 		for i := range 2 {
@@ -411,14 +312,14 @@ func TestAccountKMS(t *testing.T) {
 				t.Errorf("CreatedBy on %s: got %q, want the creator", key, got)
 			}
 		}
-		if n := len(r.sts.callsOf("AssumeRole")); n != 0 {
+		if n := len(w.stsCalls("AssumeRole")); n != 0 {
 			t.Errorf("AssumeRole calls: got %d, want 0 for the tagger's own keys", n)
 		}
-		if n := len(r.sts.callsOf("GetCallerIdentity")); n != 1 {
+		if n := len(w.stsCalls("GetCallerIdentity")); n != 1 {
 			t.Errorf("GetCallerIdentity calls: got %d, want 1 (asked once, then kept)", n)
 		}
-		if got := r.router.tagCalls(); got[homeKeyID] != 2 || len(got) != 1 {
-			t.Errorf("TagResource calls by access key id: got %v, want 2, all with the base credentials %s", got, homeKeyID)
+		if got := r.tagCalls(); got[w.homeKey.AccessKeyID] != 2 || len(got) != 1 {
+			t.Errorf("TagResource calls by access key id: got %v, want 2, all with the base credentials %s", got, w.homeKey.AccessKeyID)
 		}
 	})
 
@@ -434,27 +335,33 @@ func TestAccountKMS(t *testing.T) {
 				t.Errorf("tags on %s: got %v, want CreatedBy %s and CreationEventId %s", key, got, creatorARN, eventID(10+i))
 			}
 		}
-		calls := r.sts.callsOf("AssumeRole")
+		calls := w.stsCalls("AssumeRole")
 		if len(calls) != 1 {
 			t.Fatalf("AssumeRole calls: got %d, want exactly 1 for %d keys of one account", len(calls), len(keys))
 		}
 		want := map[string]string{"RoleArn": memberRoleARN, "RoleSessionName": tagger.DefaultSessionName, "ExternalId": externalID, "DurationSeconds": "900"}
 		for field, v := range want {
-			if got := calls[0].form.Get(field); got != v {
+			if got := calls[0].Params.Get(field); got != v {
 				t.Errorf("AssumeRole %s: got %q, want %q", field, got, v)
 			}
 		}
-		if calls[0].callerKeyID != homeKeyID {
-			t.Errorf("AssumeRole signed by %s, want the base credentials %s", calls[0].callerKeyID, homeKeyID)
+		if calls[0].AccessKeyID != w.homeKey.AccessKeyID {
+			t.Errorf("AssumeRole signed by %s, want the base credentials %s", calls[0].AccessKeyID, w.homeKey.AccessKeyID)
 		}
-		if n := len(r.sts.callsOf("GetCallerIdentity")); n != 0 {
+		if n := len(w.stsCalls("GetCallerIdentity")); n != 0 {
 			t.Errorf("GetCallerIdentity calls: got %d, want 0 when the home account is given", n)
 		}
 		if n, ids := r.memberTagCalls(); n != len(keys) || ids != 1 {
 			t.Errorf("member TagResource calls: got %d by %d access key ids, want %d by the one assumed-role key", n, ids, len(keys))
 		}
-		if got := r.router.tagCalls()[homeKeyID]; got != 0 {
+		if got := r.tagCalls()[w.homeKey.AccessKeyID]; got != 0 {
 			t.Errorf("TagResource calls with the base credentials: got %d, want 0", got)
+		}
+		// The key that signed them is moto's assumed-role key of the member account.
+		for id := range r.tagCalls() {
+			if account, err := w.moto.AccountOf(context.Background(), id); err != nil || account != memberAccount {
+				t.Errorf("account of access key %s: got %s, %v; want %s", id, account, err, memberAccount)
+			}
 		}
 	})
 
@@ -465,18 +372,18 @@ func TestAccountKMS(t *testing.T) {
 		if res := r.handle(t, memberKeyEvent(eventID(20), key)); res.Outcome != tagger.OutcomeTagged {
 			t.Fatalf("outcome: got %s (%s), want tagged", res.Outcome, res.Reason)
 		}
-		calls := r.sts.callsOf("AssumeRole")
+		calls := w.stsCalls("AssumeRole")
 		if len(calls) != 1 {
 			t.Fatalf("AssumeRole calls: got %d, want 1", len(calls))
 		}
-		if got := calls[0].form.Get("RoleArn"); got != pathRole {
+		if got := calls[0].Params.Get("RoleArn"); got != pathRole {
 			t.Errorf("RoleArn: got %q, want %q", got, pathRole)
 		}
-		if got := calls[0].form.Get("RoleSessionName"); got != "central-tagger" {
+		if got := calls[0].Params.Get("RoleSessionName"); got != "central-tagger" {
 			t.Errorf("RoleSessionName: got %q, want central-tagger", got)
 		}
-		if _, sent := calls[0].form["ExternalId"]; sent {
-			t.Errorf("ExternalId sent (%q), want none when not configured", calls[0].form.Get("ExternalId"))
+		if _, sent := calls[0].Params["ExternalId"]; sent {
+			t.Errorf("ExternalId sent (%q), want none when not configured", calls[0].Params.Get("ExternalId"))
 		}
 	})
 
@@ -503,21 +410,21 @@ func TestAccountKMS(t *testing.T) {
 				t.Errorf("key %s: got %s, %v, want tagged", keys[i], results[i].Outcome, errs[i])
 			}
 		}
-		if got := len(r.sts.callsOf("AssumeRole")); got != 1 {
+		if got := len(w.stsCalls("AssumeRole")); got != 1 {
 			t.Errorf("AssumeRole calls: got %d, want 1 for %d concurrent events of one account", got, n)
 		}
 	})
 
 	t.Run("expired credentials are assumed again", func(t *testing.T) {
 		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
-		r.sts.set(func(s *stsServer) { s.expired = true })
+		r.faults.set(func(f *stsFaults) { f.expired = true })
 		for i := range 2 {
 			key := w.createKey(t, memberAccount, "us-east-1")
 			if res := r.handle(t, memberKeyEvent(eventID(40+i), key)); res.Outcome != tagger.OutcomeTagged {
 				t.Fatalf("outcome: got %s (%s), want tagged", res.Outcome, res.Reason)
 			}
 		}
-		if got := len(r.sts.callsOf("AssumeRole")); got != 2 {
+		if got := len(w.stsCalls("AssumeRole")); got != 2 {
 			t.Errorf("AssumeRole calls: got %d, want 2 (the first credentials had expired)", got)
 		}
 		if n, ids := r.memberTagCalls(); n != 2 || ids != 2 {
@@ -552,17 +459,17 @@ func TestAccountKMS(t *testing.T) {
 		if len(w.keyTags(t, key)) != 0 {
 			t.Errorf("key got tags, want none")
 		}
-		if n := len(r.sts.callsOf("AssumeRole")); n != 1 {
+		if n := len(w.stsCalls("AssumeRole")); n != 1 {
 			t.Errorf("AssumeRole calls: got %d, want 1", n)
 		}
-		if got := r.router.tagCalls(); len(got) != 0 {
+		if got := r.tagCalls(); len(got) != 0 {
 			t.Errorf("TagResource requests reaching KMS: got %v, want none", got)
 		}
 	})
 
 	t.Run("STS throttled is returned for Lambda to retry", func(t *testing.T) {
 		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
-		r.sts.set(func(s *stsServer) { s.errorCode = "Throttling" })
+		r.faults.set(func(f *stsFaults) { f.errorCode = "Throttling" })
 		key := w.createKey(t, memberAccount, "us-east-1")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -573,7 +480,7 @@ func TestAccountKMS(t *testing.T) {
 		if !strings.Contains(err.Error(), memberRoleARN) {
 			t.Errorf("error %q does not name the role %s", err, memberRoleARN)
 		}
-		if got := len(r.sts.callsOf("AssumeRole")); got != 3 {
+		if got := len(w.stsCalls("AssumeRole")); got != 3 {
 			t.Errorf("AssumeRole calls: got %d, want 3 (one per attempt of the KMS retryer)", got)
 		}
 		if letters := localawstest.DrainDeadLetters(t, w.sqs, r.queueURL); len(letters) != 0 {
@@ -597,10 +504,10 @@ func TestAccountKMS(t *testing.T) {
 				t.Errorf("dead letter message %q does not contain %q", letters[0].Record.Error.Message, want)
 			}
 		}
-		if n := len(r.sts.callsOf("GetCallerIdentity")) + len(r.sts.callsOf("AssumeRole")); n != 0 {
+		if n := len(w.stsCalls("GetCallerIdentity")) + len(w.stsCalls("AssumeRole")); n != 0 {
 			t.Errorf("STS calls: got %d, want 0", n)
 		}
-		if got := r.router.tagCalls(); len(got) != 0 {
+		if got := r.tagCalls(); len(got) != 0 {
 			t.Errorf("TagResource requests: got %v, want none", got)
 		}
 		// The tagger's own keys are still tagged.
@@ -611,15 +518,14 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("app.NewHandler wires the settings and AWS_ENDPOINT_URL_STS", func(t *testing.T) {
-		s := startSTS(t, memberRoleARN)
-		_, routerURL := startRouter(t, s, map[string]*localaws.KMS{homeAccount: w.home, memberAccount: w.member})
+		_, _, routerURL := w.accounts(t, memberRoleARN)
 		queueURL, err := w.sqs.CreateQueue(context.Background(), "app-wiring")
 		if err != nil {
 			t.Fatal(err)
 		}
 		env := map[string]string{
-			"AWS_ENDPOINT_URL_KMS": routerURL, "AWS_ENDPOINT_URL_STS": s.srv.URL, "AWS_ENDPOINT_URL_SQS": w.sqs.URL(),
-			"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": homeKeyID, "AWS_SECRET_ACCESS_KEY": "home-secret", "AWS_SESSION_TOKEN": "",
+			"AWS_ENDPOINT_URL_KMS": routerURL, "AWS_ENDPOINT_URL_STS": w.moto.URL(), "AWS_ENDPOINT_URL_SQS": w.sqs.URL(),
+			"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": w.homeKey.AccessKeyID, "AWS_SECRET_ACCESS_KEY": w.homeKey.SecretAccessKey, "AWS_SESSION_TOKEN": "",
 			"AWS_PROFILE": "", "AWS_CONFIG_FILE": os.DevNull, "AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
 			"DEAD_LETTER_QUEUE_URL": queueURL, "MAX_BACKOFF": "10ms",
 			"MEMBER_ROLE_NAME": memberRole, "MEMBER_ROLE_EXTERNAL_ID": externalID,
@@ -635,7 +541,7 @@ func TestAccountKMS(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n := len(s.callsOf("GetCallerIdentity")) + len(s.callsOf("AssumeRole")); n != 0 {
+		if n := len(w.stsCalls("GetCallerIdentity")) + len(w.stsCalls("AssumeRole")); n != 0 {
 			t.Fatalf("STS calls after NewHandler: got %d, want 0", n)
 		}
 		key := w.createKey(t, memberAccount, "eu-west-1")
@@ -648,11 +554,11 @@ func TestAccountKMS(t *testing.T) {
 		if got := w.keyTags(t, key)["CreatedBy"]; got != creatorARN {
 			t.Errorf("CreatedBy: got %q, want %q", got, creatorARN)
 		}
-		calls := s.callsOf("AssumeRole")
-		if len(calls) != 1 || calls[0].form.Get("RoleArn") != memberRoleARN || calls[0].form.Get("ExternalId") != externalID {
+		calls := w.stsCalls("AssumeRole")
+		if len(calls) != 1 || calls[0].Params.Get("RoleArn") != memberRoleARN || calls[0].Params.Get("ExternalId") != externalID {
 			t.Errorf("AssumeRole calls: got %+v, want one for %s with external id %s", calls, memberRoleARN, externalID)
 		}
-		if n := len(s.callsOf("GetCallerIdentity")); n != 1 {
+		if n := len(w.stsCalls("GetCallerIdentity")); n != 1 {
 			t.Errorf("GetCallerIdentity calls: got %d, want 1 (HOME_ACCOUNT_ID is not set)", n)
 		}
 	})

@@ -45,18 +45,21 @@ var ErrNoDeadLetterQueue = errors.New("no dead-letter queue configured (DEAD_LET
 //	 "error":{"code":"KMSInvalidStateException","message":"... is pending deletion.","class":"permanent"},
 //	 "attempts":1,"event":{"version":"0","source":"aws.kms",...}}
 type DeadLetter struct {
-	Version   int             `json:"version"`
-	Kind      string          `json:"kind"`
-	Time      time.Time       `json:"time"`
-	RequestID string          `json:"requestId,omitempty"`
-	EventID   string          `json:"eventId,omitempty"`
-	EventName string          `json:"eventName,omitempty"`
-	KeyARN    string          `json:"keyArn,omitempty"`
-	Region    string          `json:"region,omitempty"`
-	Account   string          `json:"account,omitempty"`
-	Tags      []Tag           `json:"tags,omitempty"`
-	Error     DeadLetterError `json:"error"`
-	Attempts  int             `json:"attempts"`
+	Version   int       `json:"version"`
+	Kind      string    `json:"kind"`
+	Time      time.Time `json:"time"`
+	RequestID string    `json:"requestId,omitempty"`
+	EventID   string    `json:"eventId,omitempty"`
+	EventName string    `json:"eventName,omitempty"`
+	KeyARN    string    `json:"keyArn,omitempty"`
+	Region    string    `json:"region,omitempty"`
+	Account   string    `json:"account,omitempty"`
+	Tags      []Tag     `json:"tags,omitempty"`
+	// Forged are the forged or creator-passed governance tag values the key
+	// keeps (error code ForgedGovernanceTagsUncorrected).
+	Forged   []Tag           `json:"forged,omitempty"`
+	Error    DeadLetterError `json:"error"`
+	Attempts int             `json:"attempts"`
 	// Event is the event as the handler received it, when it is JSON.
 	Event json.RawMessage `json:"event,omitempty"`
 	// EventText is the event as the handler received it, when it is not

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -56,10 +57,24 @@ type Result struct {
 	Overridden []Tag `json:"overridden,omitempty"`
 	// Dropped are governance tags that did not fit within 50 tags.
 	Dropped []Tag `json:"dropped,omitempty"`
+	// TagsWritten is how many of Tags TagResource wrote: those the key did
+	// not carry yet with their true value.
+	TagsWritten int `json:"tagsWritten,omitempty"`
+	// Removed are owned tag keys removed from the key (or meant to be):
+	// case variants, and owned keys with no true value.
+	Removed []string `json:"removed,omitempty"`
+	// Forged are the forged or creator-passed values of governance tags the
+	// key keeps because the tagger could not write
+	// (CodeForgedTagsUncorrected).
+	Forged []Tag `json:"forged,omitempty"`
 	// Repair is set when the event was a tamper repair.
-	Repair    *Repair `json:"repair,omitempty"`
-	Attempts  int     `json:"attempts,omitempty"`
-	ErrorCode string  `json:"errorCode,omitempty"`
+	Repair *Repair `json:"repair,omitempty"`
+	// Attempts are the attempts of the last KMS call made for the event,
+	// the first included: the one that failed, or the last write.
+	Attempts int `json:"attempts,omitempty"`
+	// Retries are the retries of all the KMS calls made for the event.
+	Retries   int    `json:"retries,omitempty"`
+	ErrorCode string `json:"errorCode,omitempty"`
 }
 
 // Handler tags the key of one event. Its zero value is not usable: Policy
@@ -81,6 +96,10 @@ type Handler struct {
 	// Tamper configures the repair of governance tags that someone else
 	// changed or removed; its zero value switches the repair off.
 	Tamper TamperRepair
+	// Confirmer checks a creation event against CloudTrail's own record
+	// when the key's governance tags came from another creation event;
+	// nil dead-letters every such conflict.
+	Confirmer CreationConfirmer
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -104,7 +123,7 @@ func (h *Handler) recordMetrics(ctx context.Context, start time.Time, res Result
 	}
 	written := 0
 	if res.Outcome == OutcomeTagged {
-		written = len(res.Tags)
+		written = res.TagsWritten
 	}
 	repaired := 0
 	if res.Repair != nil && res.Outcome == OutcomeTagged {
@@ -112,7 +131,8 @@ func (h *Handler) recordMetrics(ctx context.Context, start time.Time, res Result
 	}
 	if err := h.Metrics.Record(metrics.Event{
 		Outcome: string(res.Outcome), EventName: res.EventName, Region: res.Region,
-		Attempts: res.Attempts, TagsWritten: written, Repairs: repaired, Duration: h.now().Sub(start), Time: start,
+		Retries: res.Retries, TagsWritten: written, Repairs: repaired, ForgedTagsKept: len(res.Forged),
+		Duration: h.now().Sub(start), Time: start,
 	}); err != nil {
 		h.eventLogger(res).LogAttrs(ctx, slog.LevelWarn, "writing metrics failed", slog.String("error", err.Error()))
 	}
@@ -128,11 +148,16 @@ func (h *Handler) handle(ctx context.Context, raw json.RawMessage) (Result, erro
 		res.KeyARN, res.Region, res.Account = dec.Change.KeyARN, dec.Change.Region, dec.Change.Account
 	}
 	if err != nil {
-		return h.deadLetter(ctx, raw, res, Permanent, CodeMalformedEvent, err)
+		// A malformed or inconsistent event is never acted on.
+		code := CodeMalformedEvent
+		if errors.Is(err, events.ErrInconsistent) {
+			code = CodeInconsistentEvent
+		}
+		return h.deadLetter(ctx, raw, res, Permanent, code, err)
 	}
 	switch dec.Kind {
 	case events.KindTag:
-		return h.apply(ctx, raw, res, dec.Key)
+		return h.apply(ctx, raw, res, dec.Key, false)
 	case events.KindTagChange:
 		return h.repair(ctx, raw, res, dec.Change)
 	default:
@@ -141,49 +166,169 @@ func (h *Handler) handle(ctx context.Context, raw json.RawMessage) (Result, erro
 	}
 }
 
-// apply writes the tags the policy derives from key's creation event.
-func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, key *events.KeyEvent) (Result, error) {
-	plan := h.Policy.Plan(key)
-	res.Tags, res.Overridden, res.Dropped = plan.Tags, plan.Overridden, plan.Dropped
-	if len(plan.Tags) == 0 {
-		err := fmt.Errorf("key %s already has %d tags of its creator: no room for governance tags", key.KeyARN, MaxTagsPerKey)
-		return h.deadLetter(ctx, raw, res, Permanent, CodeTagBudgetExceeded, err)
+// apply makes the key of a creation event carry exactly its governance
+// tags. In the key's account and region, with the credentials that tag it,
+// it
+//  1. describes the key and checks it against the event (checkKey): a
+//     contradiction is dead-lettered, the CreateKey of a replica skipped;
+//  2. reads the key's tags: if they came from another creation event
+//     (CreationEventId), CloudTrail's own record must settle that this
+//     event is the real one (settle);
+//  3. removes the owned tags that must go (UntagResource) and writes those
+//     missing or wrong (TagResource), or does nothing when the key carries
+//     exactly its governance tags already (a redelivery).
+//
+// trusted says the event is CloudTrail's own record (a repair or a
+// backfill found it in the event history), not only the word of an event.
+func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, key *events.KeyEvent, trusted bool) (Result, error) {
+	client, err := h.KMS.KMSClient(ctx, key.Account, key.Region)
+	if err != nil {
+		err = fmt.Errorf("kms client for account %s region %s: %w", key.Account, key.Region, err)
+		return h.failed(ctx, raw, res, key, nil, err)
+	}
+	kctx, cancel := h.tagContext(ctx)
+	defer cancel()
+	// The event's logger is made only if an attempt fails.
+	calls := &attemptCounter{log: func() *slog.Logger { return h.eventLogger(res) }}
+	call := calls.next
+	fail := func(plan *Plan, err error) (Result, error) {
+		calls.into(&res)
+		return h.failed(ctx, raw, res, key, plan, err)
 	}
 
-	// The event's logger is made only if an attempt fails.
-	attempts, err := h.tag(ctx, func() *slog.Logger { return h.eventLogger(res) }, key, plan.Tags)
-	res.Attempts = attempts
-	if err == nil {
-		res.Outcome = OutcomeTagged
-		if len(plan.Dropped) > 0 {
-			res.Reason = fmt.Sprintf("%d governance tags did not fit within %d tags", len(plan.Dropped), MaxTagsPerKey)
-		}
+	described, err := client.DescribeKey(kctx, &kms.DescribeKeyInput{KeyId: aws.String(key.KeyARN)}, call())
+	if err != nil {
+		return fail(nil, fmt.Errorf("describing key %s: %w", key.KeyARN, err))
+	}
+	skip, err := checkKey(key, factsOf(described.KeyMetadata))
+	switch {
+	case err != nil:
+		return fail(nil, err)
+	case skip != "":
+		calls.into(&res)
+		res.Outcome, res.Reason = OutcomeSkipped, skip
 		return res, nil
 	}
+	current, err := listTags(kctx, client, key.KeyARN, call)
+	if err != nil {
+		return fail(nil, err)
+	}
+	plan := h.Policy.Plan(key, current)
+	res.Tags, res.Overridden, res.Dropped, res.Removed = plan.Tags, plan.Overridden, plan.Dropped, plan.Remove
+	if prior := h.Policy.CreationEventID(current); prior != "" && prior != SanitizeValue(key.EventID) && !trusted {
+		if err := h.settle(kctx, key, prior); err != nil {
+			return fail(&plan, err)
+		}
+	}
+	calls.into(&res)
+	if plan.NoOp() {
+		res.Outcome = OutcomeSkipped
+		res.Reason = "the key carries exactly its governance tags already"
+		return res, nil
+	}
+	if len(plan.Write) == 0 && len(plan.Remove) == 0 {
+		err := fmt.Errorf("key %s already has %d tags the tagger does not own: no room for governance tags", key.KeyARN, MaxTagsPerKey)
+		return fail(&plan, &budgetError{err})
+	}
+	if len(plan.Remove) > 0 {
+		if _, err := client.UntagResource(kctx, &kms.UntagResourceInput{KeyId: aws.String(key.KeyARN), TagKeys: plan.Remove}, call()); err != nil {
+			return fail(&plan, fmt.Errorf("removing tags %v from key %s: %w", plan.Remove, key.KeyARN, err))
+		}
+	}
+	if len(plan.Write) > 0 {
+		in := &kms.TagResourceInput{KeyId: aws.String(key.KeyARN), Tags: make([]kmstypes.Tag, len(plan.Write))}
+		for i, t := range plan.Write {
+			in.Tags[i] = kmstypes.Tag{TagKey: aws.String(t.Key), TagValue: aws.String(t.Value)}
+		}
+		if _, err := client.TagResource(kctx, in, call()); err != nil {
+			return fail(&plan, fmt.Errorf("tagging key %s: %w", key.KeyARN, err))
+		}
+		res.TagsWritten = len(plan.Write)
+	}
+	calls.into(&res)
+	res.Outcome = OutcomeTagged
+	if len(plan.Dropped) > 0 {
+		res.Reason = fmt.Sprintf("%d governance tags did not fit within %d tags", len(plan.Dropped), MaxTagsPerKey)
+	}
+	return res, nil
+}
+
+// listTags returns every tag of keyARN (ListResourceTags, all pages); call
+// gives the options of each page's call.
+func listTags(ctx context.Context, client KMSAPI, keyARN string, call func() func(*kms.Options)) ([]Tag, error) {
+	var tags []Tag
+	pages := kms.NewListResourceTagsPaginator(client, &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
+	for pages.HasMorePages() {
+		page, err := pages.NextPage(ctx, call())
+		if err != nil {
+			return nil, fmt.Errorf("listing tags of key %s: %w", keyARN, err)
+		}
+		for _, t := range page.Tags {
+			tags = append(tags, Tag{Key: aws.ToString(t.TagKey), Value: aws.ToString(t.TagValue)})
+		}
+	}
+	return tags, nil
+}
+
+// budgetError is a key with no room for its governance tags.
+type budgetError struct{ error }
+
+func (e *budgetError) Unwrap() error { return e.error }
+
+// failed turns a failure to make key carry its governance tags into the
+// Lambda behaviour (deadLetter), after deciding its class and code:
+//   - a NotFoundException for a key whose event is young is transient: KMS
+//     may not find a key just created everywhere yet;
+//   - a permanent failure that leaves forged or creator-passed values of
+//     governance tags on the key (plan.Overridden; without a plan, the
+//     owned tags the event says the creator passed) is
+//     CodeForgedTagsUncorrected, naming the tags and the original code, so
+//     that an alarm can tell a key carrying forged governance tags from an
+//     ordinary failure.
+func (h *Handler) failed(ctx context.Context, raw json.RawMessage, res Result, key *events.KeyEvent, plan *Plan, err error) (Result, error) {
 	class, code := Classify(err)
+	var (
+		checkErr *KeyCheckError
+		budget   *budgetError
+		conflict *ConflictError
+	)
+	switch {
+	case errors.As(err, &checkErr):
+		class, code = Permanent, checkErr.Code
+	case errors.As(err, &conflict):
+		class, code = conflict.Class, conflict.Code
+	case errors.As(err, &budget):
+		class, code = Permanent, CodeTagBudgetExceeded
+	case code == CodeNotFound && young(key.EventTime, h.now()):
+		class = Transient
+	}
+	if class == Permanent && conflict == nil {
+		var forged []Tag
+		if plan != nil {
+			forged = plan.Overridden
+		} else {
+			for _, t := range key.RequestTags {
+				if h.Policy.Owns(t.Key) {
+					forged = append(forged, t)
+				}
+			}
+		}
+		if len(forged) > 0 {
+			res.Forged = forged
+			err = fmt.Errorf("the key keeps forged governance tags %s (%s): %w", tagList(forged), code, err)
+			code = CodeForgedTagsUncorrected
+		}
+	}
 	return h.deadLetter(ctx, raw, res, class, code, err)
 }
 
-// tag calls TagResource in the key's region, within the invocation deadline
-// less the dead-letter reserve, and counts the attempts the retryer made.
-func (h *Handler) tag(ctx context.Context, log func() *slog.Logger, key *events.KeyEvent, tags []Tag) (int, error) {
-	client, err := h.KMS.KMSClient(ctx, key.Account, key.Region)
-	if err != nil {
-		return 0, fmt.Errorf("kms client for account %s region %s: %w", key.Account, key.Region, err)
-	}
-	tagCtx, cancel := h.tagContext(ctx)
-	defer cancel()
-
-	in := &kms.TagResourceInput{KeyId: aws.String(key.KeyARN), Tags: make([]kmstypes.Tag, len(tags))}
+// tagList formats tags as key=value, comma separated, in parentheses.
+func tagList(tags []Tag) string {
+	parts := make([]string, len(tags))
 	for i, t := range tags {
-		in.Tags[i] = kmstypes.Tag{TagKey: aws.String(t.Key), TagValue: aws.String(t.Value)}
+		parts[i] = t.Key + "=" + t.Value
 	}
-	attempts := 0
-	_, err = client.TagResource(tagCtx, in, observeAttempts(log, &attempts))
-	if err != nil {
-		return attempts, fmt.Errorf("tagging key %s: %w", key.KeyARN, err)
-	}
-	return attempts, nil
+	return "(" + strings.Join(parts, ", ") + ")"
 }
 
 // tagContext bounds KMS calls so that DeadLetterReserve remains before the
@@ -204,6 +349,27 @@ func (h *Handler) tagContext(ctx context.Context) (context.Context, context.Canc
 		budget = left / 2
 	}
 	return context.WithTimeout(ctx, budget)
+}
+
+// attemptCounter counts the attempts of each KMS call of one event.
+type attemptCounter struct {
+	log     func() *slog.Logger
+	last    int // attempts of the latest call
+	retries int // retries of the calls before it
+}
+
+// next returns the option that counts the attempts of the next call.
+func (c *attemptCounter) next() func(*kms.Options) {
+	c.retries += max(c.last-1, 0)
+	c.last = 0
+	return observeAttempts(c.log, &c.last)
+}
+
+// into sets res.Attempts to the attempts of the latest call (the one that
+// failed, or the last write) and res.Retries to the retries of all calls.
+func (c *attemptCounter) into(res *Result) {
+	res.Attempts = c.last
+	res.Retries = c.retries + max(c.last-1, 0)
 }
 
 // observeAttempts counts every attempt of one call, retries included, and
@@ -236,6 +402,9 @@ func observeAttempts(log func() *slog.Logger, n *int) func(*kms.Options) {
 func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Result, class Class, code string, cause error) (Result, error) {
 	res.ErrorCode = code
 	res.Reason = reason(code, cause)
+	if len(res.Forged) > 0 {
+		res.Reason = "the key keeps forged governance tags " + tagList(res.Forged) + ": " + res.Reason
+	}
 	if class == Transient {
 		res.Outcome = OutcomeError
 		return res, fmt.Errorf("transient failure (%s), for Lambda to retry: %w", code, cause)
@@ -250,6 +419,7 @@ func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Resul
 		Region:    res.Region,
 		Account:   res.Account,
 		Tags:      res.Tags,
+		Forged:    res.Forged,
 		Error:     DeadLetterError{Code: code, Message: res.Reason, Detail: cause.Error(), Class: class.String()},
 		Attempts:  res.Attempts,
 	}
@@ -303,6 +473,13 @@ func (h *Handler) logResult(ctx context.Context, res Result, err error) {
 	if len(res.Dropped) > 0 {
 		attrs = append(attrs, tagsAttr("dropped", res.Dropped))
 		level = slog.LevelWarn
+	}
+	if len(res.Removed) > 0 {
+		attrs = append(attrs, slog.Any("removed", res.Removed))
+		level = slog.LevelWarn
+	}
+	if len(res.Forged) > 0 {
+		attrs = append(attrs, tagsAttr("forged", res.Forged))
 	}
 	if res.Attempts > 0 {
 		attrs = append(attrs, slog.Int("attempts", res.Attempts))

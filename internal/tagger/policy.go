@@ -54,13 +54,23 @@ func DefaultNames() Names {
 }
 
 // Policy decides which tags a key gets. The tags it writes, the derived
-// governance tags and the configured static tags, are the tags it owns: their
-// values are authoritative and overwrite whatever the creator passed under the
-// same keys. Tags it does not own are never written.
+// governance tags and the configured static tags, are the tags it owns.
+//
+// Ownership ignores case, as IAM does when it compares a condition key such
+// as aws:ResourceTag/CreatedBy with a tag: a key that equals an owned key
+// ignoring case ("createdby", "CREATEDBY") is a forged governance tag, since
+// a policy written for CreatedBy would match it. KMS tag keys are
+// case-sensitive, so the policy writes each owned key in its configured
+// case and removes every case variant.
+//
+// The exact-set rule: after the tagger writes, the owned keys on a key are
+// exactly those with a true value for it, each with its true value. Tags it
+// does not own are never written or removed.
 type Policy struct {
 	derived []derivedTag
 	static  []Tag
-	owned   map[string]struct{}
+	owned   map[string]string // folded key -> the key as configured
+	eventID string            // the CreationEventId key; "" when switched off
 }
 
 type derivedTag struct {
@@ -68,20 +78,28 @@ type derivedTag struct {
 	value func(*events.KeyEvent) string
 }
 
+// fold is the form in which keys are compared for ownership.
+func fold(key string) string { return strings.ToLower(key) }
+
 // NewPolicy checks the configured names (prefix included) and static tags
 // against what KMS accepts and returns the policy. Derived tags come first
 // in priority order: CreatedBy, CreatedAt, CreationEventId, CreatedByRole,
-// CreatedVia, ReplicaOf; static tags follow in the order given.
+// CreatedVia, ReplicaOf; static tags follow in the order given. Two
+// configured keys that differ only in case are refused, since IAM would not
+// tell them apart.
 func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
-	p := &Policy{owned: make(map[string]struct{})}
+	p := &Policy{owned: make(map[string]string)}
 	own := func(key string) error {
 		if err := ValidateKey(key); err != nil {
 			return err
 		}
-		if _, dup := p.owned[key]; dup {
-			return fmt.Errorf("tag key %q is configured twice", key)
+		if prev, dup := p.owned[fold(key)]; dup {
+			if prev == key {
+				return fmt.Errorf("tag key %q is configured twice", key)
+			}
+			return fmt.Errorf("tag keys %q and %q are configured twice: they differ only in case, which IAM ignores", prev, key)
 		}
-		p.owned[key] = struct{}{}
+		p.owned[fold(key)] = key
 		return nil
 	}
 	for _, d := range []struct {
@@ -104,6 +122,9 @@ func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
 		}
 		p.derived = append(p.derived, derivedTag{key: key, value: d.value})
 	}
+	if names.CreationEventID != "" {
+		p.eventID = prefix + names.CreationEventID
+	}
 	for _, t := range static {
 		if err := own(t.Key); err != nil {
 			return nil, fmt.Errorf("static tag: %w", err)
@@ -122,10 +143,32 @@ func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
 	return p, nil
 }
 
-// Owns reports whether key is a tag this policy writes.
+// Owns reports whether key is a tag this policy owns, ignoring case: an
+// owned key as configured, or a case variant of one (a forgery).
 func (p *Policy) Owns(key string) bool {
-	_, ok := p.owned[key]
+	_, ok := p.owned[fold(key)]
 	return ok
+}
+
+// Exact reports whether key is an owned key exactly as configured; a case
+// variant is owned but not exact.
+func (p *Policy) Exact(key string) bool {
+	return p.owned[fold(key)] == key
+}
+
+// CreationEventID returns the value of the CreationEventId tag (exactly
+// that key) among tags, or "" when there is none or the tag is switched
+// off: the creation event the key's governance tags were derived from.
+func (p *Policy) CreationEventID(tags []Tag) string {
+	if p.eventID == "" {
+		return ""
+	}
+	for _, t := range tags {
+		if t.Key == p.eventID {
+			return t.Value
+		}
+	}
+	return ""
 }
 
 // Keys returns the keys of every tag the policy may write, in priority order.
@@ -142,67 +185,99 @@ func (p *Policy) Keys() []string {
 
 // Plan is what the policy decided for one key.
 type Plan struct {
-	// Tags are the tags to write, in priority order. Values are sanitized.
+	// Tags are the owned tags the key must carry, in priority order, with
+	// sanitized values: every owned tag with a true value that fits.
 	Tags []Tag `json:"tags"`
-	// Overridden are tags the creator passed under keys this policy owns,
-	// with the creator's values: Tags overwrites them with the truth.
+	// Write are the tags of Tags the key does not carry yet with that
+	// value: what TagResource must write.
+	Write []Tag `json:"write,omitempty"`
+	// Remove are owned keys the key carries that must go (UntagResource):
+	// case variants of owned keys, and owned keys with no true value for
+	// this key (CreatedByRole on a key an IAM user created, ReplicaOf on a
+	// key that is not a replica).
+	Remove []string `json:"remove,omitempty"`
+	// Overridden are the owned tags (ignoring case) the key carried with
+	// values other than the truth, with those values: what Write replaces
+	// or Remove removes.
 	Overridden []Tag `json:"overridden,omitempty"`
 	// Dropped are tags left out, lowest priority first out, so that the key
-	// stays within the 50 tags KMS allows next to the creator's own tags.
+	// stays within the 50 tags KMS allows next to the tags it does not own.
 	Dropped []Tag `json:"dropped,omitempty"`
 }
 
-// Plan derives the tags for ev. A tag whose value would be empty
-// (CreatedByRole for an IAM user, CreatedVia for a direct call, ReplicaOf for
-// a key that is not a replica) is left out, unless the creator passed that
-// key: then it is written empty, so a spoofed governance tag never stays.
+// NoOp reports whether the key already carries exactly the owned tags it
+// must: nothing to write, nothing to remove.
+func (pl Plan) NoOp() bool { return len(pl.Write) == 0 && len(pl.Remove) == 0 }
+
+// Plan derives the owned tags of ev's key given current, the tags the key
+// carries now (for a key just created, the tags passed to CreateKey or
+// ReplicateKey). A derived tag whose value would be empty (CreatedByRole for
+// an IAM user, CreatedVia for a direct call, ReplicaOf for a key that is not
+// a replica) is not written; if the key carries it, it is removed.
 //
-// The budget: the key may carry 50 tags. The creator's tags under keys this
+// The budget: the key may carry 50 tags. The tags it carries under keys this
 // policy does not own count against it, except aws: tags, which AWS does not
-// count; tags that overwrite a key the creator
-// passed cost nothing. New tags that do not fit are dropped, lowest priority
-// first, and listed in Plan.Dropped.
-func (p *Policy) Plan(ev *events.KeyEvent) Plan {
-	passed := make(map[string]struct{}, len(ev.RequestTags))
+// count; owned tags the key carries already (exactly) cost nothing, and
+// removed ones free their place. New tags that do not fit are dropped,
+// lowest priority first, and listed in Plan.Dropped.
+func (p *Policy) Plan(ev *events.KeyEvent, current []Tag) Plan {
+	carried := make(map[string]string, len(current)) // exact key -> value
 	others := 0
 	var plan Plan
-	for _, t := range ev.RequestTags {
-		if _, seen := passed[t.Key]; seen {
+	for _, t := range current {
+		if _, seen := carried[t.Key]; seen {
 			continue
 		}
-		passed[t.Key] = struct{}{}
-		switch {
-		case p.Owns(t.Key):
-			plan.Overridden = append(plan.Overridden, t)
-		case !isReserved(t.Key):
+		carried[t.Key] = t.Value
+		if !p.Owns(t.Key) && !isReserved(t.Key) {
 			others++ // tags with the aws: prefix do not count against the limit
 		}
 	}
 	room := MaxTagsPerKey - others
 	plan.Tags = make([]Tag, 0, len(p.derived)+len(p.static))
-	add := func(t Tag, keepEmpty bool) {
-		_, overwrites := passed[t.Key]
+	truth := make(map[string]string, len(p.derived)+len(p.static))
+	add := func(t Tag) {
+		v, has := carried[t.Key]
 		switch {
-		case overwrites:
+		case has:
 			plan.Tags = append(plan.Tags, t)
-		case t.Value == "" && !keepEmpty:
-			return
+			if v != t.Value {
+				plan.Write = append(plan.Write, t)
+			}
 		case room > 0:
 			plan.Tags = append(plan.Tags, t)
+			plan.Write = append(plan.Write, t)
 			room--
 		default:
 			plan.Dropped = append(plan.Dropped, t)
+			return
 		}
+		truth[t.Key] = t.Value
 	}
 	for _, d := range p.derived {
-		add(Tag{Key: d.key, Value: SanitizeValue(d.value(ev))}, false)
+		if v := SanitizeValue(d.value(ev)); v != "" {
+			add(Tag{Key: d.key, Value: v})
+		}
 	}
 	for _, t := range p.static {
-		add(t, true) // an empty static value is configured, so written
+		add(t) // an empty static value is configured, so written
+	}
+	seen := make(map[string]bool, len(current))
+	for _, t := range current {
+		if seen[t.Key] || !p.Owns(t.Key) {
+			continue
+		}
+		seen[t.Key] = true
+		v, kept := truth[t.Key]
+		if !kept {
+			plan.Remove = append(plan.Remove, t.Key)
+		}
+		if !kept || v != t.Value {
+			plan.Overridden = append(plan.Overridden, t)
+		}
 	}
 	return plan
 }
-
 func isReserved(key string) bool {
 	return len(key) >= len(ReservedPrefix) && strings.EqualFold(key[:len(ReservedPrefix)], ReservedPrefix)
 }

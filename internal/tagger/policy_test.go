@@ -3,6 +3,7 @@ package tagger_test
 import (
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -88,7 +89,8 @@ func TestPlanIdentityTypes(t *testing.T) {
 			if tt.mod != nil {
 				mods = append(mods, tt.mod)
 			}
-			got := p.Plan(keyEvent(tt.creator, mods...))
+			ev := keyEvent(tt.creator, mods...)
+			got := p.Plan(ev, ev.RequestTags)
 			if !reflect.DeepEqual(got.Tags, tt.want) {
 				t.Errorf("tags: got %v, want %v", got.Tags, tt.want)
 			}
@@ -102,7 +104,7 @@ func TestPlanIdentityTypes(t *testing.T) {
 func TestPlanNamesPrefixAndStatic(t *testing.T) {
 	names := tagger.Names{CreatedBy: "Owner", CreatedAt: "Born"} // the others off
 	p := mustPolicy(t, names, "gov:", []tagger.Tag{{Key: "ManagedBy", Value: "platform"}, {Key: "Empty", Value: ""}})
-	got := p.Plan(keyEvent(events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R", InvokedBy: "cloudformation.amazonaws.com"}))
+	got := p.Plan(keyEvent(events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R", InvokedBy: "cloudformation.amazonaws.com"}), nil)
 	want := []tagger.Tag{{Key: "gov:Owner", Value: "arn:aws:sts::111122223333:assumed-role/R/s"}, {Key: "gov:Born", Value: "2024-01-09T18:52:34Z"}, {Key: "ManagedBy", Value: "platform"}, {Key: "Empty", Value: ""}}
 	if !reflect.DeepEqual(got.Tags, want) {
 		t.Errorf("got %v, want %v", got.Tags, want)
@@ -118,29 +120,145 @@ func TestPlanSpoofedGovernanceTagsAreOverwritten(t *testing.T) {
 		ev.RequestTags = []tagger.Tag{
 			{Key: "Project", Value: "apollo"},
 			{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/someone-else"},
-			{Key: "CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}, // no true value: written empty
+			{Key: "CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}, // no true value: removed
 			{Key: "ManagedBy", Value: "nobody"},
-			{Key: "createdby", Value: "case differs, not ours"},
+			{Key: "createdby", Value: "arn:aws:iam::111122223333:user/someone-else"}, // a case variant: removed
 		}
 	})
-	got := p.Plan(ev)
+	got := p.Plan(ev, ev.RequestTags)
 	want := []tagger.Tag{
 		{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/mallory"},
 		{Key: "CreatedAt", Value: "2024-01-09T18:52:34Z"},
 		{Key: "CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
-		{Key: "CreatedByRole", Value: ""},
 		{Key: "ManagedBy", Value: "platform"},
 	}
 	if !reflect.DeepEqual(got.Tags, want) {
 		t.Errorf("tags: got %v, want %v", got.Tags, want)
 	}
-	wantOver := []tagger.Tag{{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/someone-else"}, {Key: "CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}, {Key: "ManagedBy", Value: "nobody"}}
+	if !reflect.DeepEqual(got.Write, want) {
+		t.Errorf("write: got %v, want %v", got.Write, want)
+	}
+	if wantRemove := []string{"CreatedByRole", "createdby"}; !reflect.DeepEqual(got.Remove, wantRemove) {
+		t.Errorf("remove: got %v, want %v", got.Remove, wantRemove)
+	}
+	wantOver := []tagger.Tag{
+		{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/someone-else"},
+		{Key: "CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"},
+		{Key: "ManagedBy", Value: "nobody"},
+		{Key: "createdby", Value: "arn:aws:iam::111122223333:user/someone-else"},
+	}
 	if !reflect.DeepEqual(got.Overridden, wantOver) {
 		t.Errorf("overridden: got %v, want %v", got.Overridden, wantOver)
 	}
-	for _, tag := range got.Tags {
-		if tag.Key == "Project" || tag.Key == "createdby" {
+	for _, tag := range got.Write {
+		if tag.Key == "Project" {
 			t.Errorf("plan writes %v, a tag the policy does not own", tag)
+		}
+	}
+	if slices.Contains(got.Remove, "Project") {
+		t.Error("plan removes Project, a tag the policy does not own")
+	}
+}
+
+// TestPlanExactSet gives the plan the tags a key carries and checks that
+// what it writes and removes leaves exactly the owned tags with a true
+// value, each with its true value, and touches nothing else.
+func TestPlanExactSet(t *testing.T) {
+	user := events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice"}
+	truth := []tagger.Tag{
+		{Key: "gov:CreatedBy", Value: "arn:aws:iam::111122223333:user/alice"},
+		{Key: "gov:CreatedAt", Value: "2024-01-09T18:52:34Z"},
+		{Key: "gov:CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{Key: "Team", Value: "platform"},
+	}
+	tests := []struct {
+		name       string
+		current    []tagger.Tag
+		wantWrite  []string
+		wantRemove []string
+	}{
+		{"new key", nil, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "Team"}, nil},
+		{"already exact (a redelivery)", truth, nil, nil},
+		{"one wrong value", append(slices.Clone(truth[:3]), tagger.Tag{Key: "Team", Value: "intruders"}), []string{"Team"}, nil},
+		{"owned key with no true value added later", append(slices.Clone(truth), tagger.Tag{Key: "gov:CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}), nil, []string{"gov:CreatedByRole"}},
+		{"a replica's tag on a key that is not one", append(slices.Clone(truth), tagger.Tag{Key: "gov:ReplicaOf", Value: "arn:aws:kms:us-east-1:111122223333:key/x"}), nil, []string{"gov:ReplicaOf"}},
+		{"case variant with the prefix", append(slices.Clone(truth), tagger.Tag{Key: "GOV:createdby", Value: "arn:aws:iam::111122223333:user/mallory"}), nil, []string{"GOV:createdby"}},
+		{"case variants of every kind", append(slices.Clone(truth), tagger.Tag{Key: "gov:CREATEDBYROLE", Value: "x"}, tagger.Tag{Key: "team", Value: "y"}, tagger.Tag{Key: "Gov:CreationEventID", Value: "z"}), nil, []string{"gov:CREATEDBYROLE", "team", "Gov:CreationEventID"}},
+		{"other tags untouched", append(slices.Clone(truth), tagger.Tag{Key: "Project", Value: "apollo"}, tagger.Tag{Key: "CreatedBy", Value: "not ours: no prefix"}), nil, nil},
+		{"variant only", []tagger.Tag{{Key: "gov:createdBy", Value: "arn:aws:iam::111122223333:user/alice"}}, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "Team"}, []string{"gov:createdBy"}},
+	}
+	p := mustPolicy(t, tagger.DefaultNames(), "gov:", []tagger.Tag{{Key: "Team", Value: "platform"}})
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := p.Plan(keyEvent(user), tt.current)
+			if keys := tagKeys(got.Write); !reflect.DeepEqual(keys, tt.wantWrite) {
+				t.Errorf("write: got %v, want %v", keys, tt.wantWrite)
+			}
+			if !reflect.DeepEqual(got.Remove, tt.wantRemove) {
+				t.Errorf("remove: got %v, want %v", got.Remove, tt.wantRemove)
+			}
+			if got.NoOp() != (tt.wantWrite == nil && tt.wantRemove == nil) {
+				t.Errorf("NoOp: got %v", got.NoOp())
+			}
+			// Apply the plan to the key's tags: exactly the truth remains
+			// of the owned keys, and the other tags are as they were.
+			after := map[string]string{}
+			for _, c := range tt.current {
+				after[c.Key] = c.Value
+			}
+			for _, k := range got.Remove {
+				delete(after, k)
+			}
+			for _, w := range got.Write {
+				after[w.Key] = w.Value
+			}
+			owned := map[string]string{}
+			for k, v := range after {
+				if p.Owns(k) {
+					owned[k] = v
+				} else if want, ok := valueOf(tt.current, k); !ok || want != v {
+					t.Errorf("tag %s=%s not owned, but changed", k, v)
+				}
+			}
+			want := map[string]string{}
+			for _, tr := range truth {
+				want[tr.Key] = tr.Value
+			}
+			if !reflect.DeepEqual(owned, want) {
+				t.Errorf("owned tags afterwards: got %v, want %v", owned, want)
+			}
+		})
+	}
+}
+
+func valueOf(tags []tagger.Tag, key string) (string, bool) {
+	for _, t := range tags {
+		if t.Key == key {
+			return t.Value, true
+		}
+	}
+	return "", false
+}
+
+func TestOwnsIgnoresCase(t *testing.T) {
+	p := mustPolicy(t, tagger.DefaultNames(), "gov:", []tagger.Tag{{Key: "Team", Value: "platform"}})
+	for _, tt := range []struct {
+		key         string
+		owns, exact bool
+	}{
+		{"gov:CreatedBy", true, true},
+		{"gov:createdby", true, false},
+		{"GOV:CREATEDBY", true, false},
+		{"TEAM", true, false},
+		{"Team", true, true},
+		{"CreatedBy", false, false}, // no prefix: not a governance key of this deployment
+		{"gov:CreatedByX", false, false},
+	} {
+		if got := p.Owns(tt.key); got != tt.owns {
+			t.Errorf("Owns(%q): got %v, want %v", tt.key, got, tt.owns)
+		}
+		if got := p.Exact(tt.key); got != tt.exact {
+			t.Errorf("Exact(%q): got %v, want %v", tt.key, got, tt.exact)
 		}
 	}
 }
@@ -171,7 +289,8 @@ func TestPlanTagBudget(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got := p.Plan(keyEvent(creator, tt.mod))
+			ev := keyEvent(creator, tt.mod)
+			got := p.Plan(ev, ev.RequestTags)
 			if keys := tagKeys(got.Tags); !reflect.DeepEqual(keys, tt.wantKeys) {
 				t.Errorf("tags: got %v, want %v", keys, tt.wantKeys)
 			}
@@ -195,11 +314,11 @@ func TestPlanSanitizesValues(t *testing.T) {
 	long := "arn:aws:sts::111122223333:assumed-role/R/" + strings.Repeat("x", 300)
 	got := p.Plan(keyEvent(events.Creator{Type: "IAMUser", PrincipalARN: long}, func(ev *events.KeyEvent) {
 		ev.EventID = "id,with<bad>chars"
-	}))
+	}), nil)
 	if v := got.Tags[0].Value; utf8.RuneCountInString(v) != tagger.MaxTagValueLen || !strings.HasPrefix(v, "arn:aws:sts::111122223333:assumed-role/R/xxx") {
 		t.Errorf("CreatedBy: got %q (%d chars), want a 256-character truncation", v, utf8.RuneCountInString(v))
 	}
-	if v, want := got.Tags[2].Value, "id_with_bad_chars"; v != want {
+	if v, want := got.Tags[2].Value, "id=2Cwith=3Cbad=3Echars"; v != want {
 		t.Errorf("CreationEventId: got %q, want %q", v, want)
 	}
 }
@@ -217,6 +336,8 @@ func TestNewPolicyRejectsBadConfiguration(t *testing.T) {
 		{"bad character", tagger.Names{CreatedBy: "Created By!"}, "", nil, "does not accept"},
 		{"too long", tagger.Names{CreatedBy: strings.Repeat("k", 129)}, "", nil, "more than 128"},
 		{"duplicate", tagger.Names{CreatedBy: "Owner", CreatedAt: "Owner"}, "", nil, "configured twice"},
+		{"duplicate ignoring case", tagger.Names{CreatedBy: "Owner", CreatedAt: "OWNER"}, "", nil, "differ only in case"},
+		{"static duplicates derived ignoring case", tagger.DefaultNames(), "", []tagger.Tag{{Key: "createdby", Value: "x"}}, "differ only in case"},
 		{"static duplicates derived", tagger.DefaultNames(), "", []tagger.Tag{{Key: "CreatedBy", Value: "x"}}, "configured twice"},
 		{"static bad value", tagger.Names{}, "", []tagger.Tag{{Key: "K", Value: "a,b"}}, "does not accept"},
 		{"static value too long", tagger.Names{}, "", []tagger.Tag{{Key: "K", Value: strings.Repeat("v", 257)}}, "more than 256"},

@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
 	"strings"
+	"time"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 )
@@ -24,6 +24,25 @@ type CreationFinder interface {
 // event history, which keeps 90 days: its governance tags cannot be derived
 // again.
 var ErrNoCreationEvent = errors.New("creation event not found in CloudTrail's event history (it keeps 90 days)")
+
+// NoCreationEventError is a key whose creation event is not in CloudTrail's
+// event history. It matches ErrNoCreationEvent through errors.Is.
+type NoCreationEventError struct {
+	// KeyARN is the key.
+	KeyARN string
+	// Created is the key's CreationDate, when KMS gave it.
+	Created time.Time
+}
+
+func (e *NoCreationEventError) Error() string {
+	if e.Created.IsZero() {
+		return fmt.Sprintf("key %s: %v", e.KeyARN, ErrNoCreationEvent)
+	}
+	return fmt.Sprintf("key %s, created %s: %v", e.KeyARN, e.Created.UTC().Format(time.RFC3339), ErrNoCreationEvent)
+}
+
+// Is reports whether target is ErrNoCreationEvent.
+func (e *NoCreationEventError) Is(target error) bool { return target == ErrNoCreationEvent }
 
 // CodeCreationEventNotFound is the error code of a dead letter for a repair
 // whose creation event is beyond the event history.
@@ -47,13 +66,33 @@ type TamperRepair struct {
 	// SelfRoleARN is the tagger's own role. Changes made with it are its own
 	// and skipped without any call.
 	SelfRoleARN string
+	// TaggerRolePath is the IAM path every kms-autotagger role has (the
+	// function roles and the member roles of every deployment, e.g.
+	// /kms-autotagger/). A change made with a role on that path in any
+	// account is another tagger's and skipped without any call, so that
+	// several deployments never repair each other in a loop. The
+	// organization's service control policy (deploy/) keeps anyone else
+	// from making roles on that path. Empty recognises no other tagger.
+	TaggerRolePath string
 }
 
-// repair restores the governance tags a principal other than the tagger
-// changed or removed. It finds the key's creation event, derives the tags
-// again with the same policy and writes them back. A change that leaves the
-// governance tags as the policy would have them is skipped, so the repair's
-// own TagResource event can never start another repair.
+// taggerRole reports whether the actor of a tag change is a role on the
+// taggers' role path.
+func (t TamperRepair) taggerRole(actor events.Creator) bool {
+	if t.TaggerRolePath == "" || actor.Type != events.IdentityAssumedRole {
+		return false
+	}
+	_, rest, ok := strings.Cut(actor.IssuerARN, ":role/")
+	return ok && strings.HasPrefix("/"+rest, t.TaggerRolePath)
+}
+
+// repair makes a key whose governance tags a principal other than a tagger
+// changed or removed carry exactly its governance tags again. It finds the
+// key's creation event in CloudTrail's history, derives the tags again with
+// the same policy and applies them (apply, the event trusted). A change
+// that touched no owned key (ignoring case) is skipped without a call; one
+// that left the key as it should be is skipped after reading its tags, so
+// the repair's own TagResource event can never start another repair.
 func (h *Handler) repair(ctx context.Context, raw json.RawMessage, res Result, ch *events.TagChange) (Result, error) {
 	res.Outcome = OutcomeSkipped
 	switch {
@@ -62,6 +101,9 @@ func (h *Handler) repair(ctx context.Context, raw json.RawMessage, res Result, c
 		return res, nil
 	case h.Tamper.SelfRoleARN != "" && ch.Actor.IssuerARN == h.Tamper.SelfRoleARN:
 		res.Reason = "tag change made by the tagger's own role"
+		return res, nil
+	case h.Tamper.taggerRole(ch.Actor):
+		res.Reason = "tag change made by a kms-autotagger role (" + ch.Actor.IssuerARN + ") of another deployment"
 		return res, nil
 	}
 	rep := Repair{Actor: actorName(ch.Actor)}
@@ -83,40 +125,30 @@ func (h *Handler) repair(ctx context.Context, raw json.RawMessage, res Result, c
 	created, err := h.Tamper.Creations.FindCreation(ctx, ch.KeyARN)
 	if err != nil {
 		err = fmt.Errorf("repairing governance tags of key %s changed by %s: %w", ch.KeyARN, rep.Actor, err)
-		if errors.Is(err, ErrNoCreationEvent) {
+		var missing *NoCreationEventError
+		switch {
+		case errors.As(err, &missing) && young(missing.Created, h.now()):
+			// CloudTrail's history lags EventBridge by minutes.
+			return h.deadLetter(ctx, raw, res, Transient, CodeCreationEventNotFound, err)
+		case errors.Is(err, ErrNoCreationEvent):
 			return h.deadLetter(ctx, raw, res, Permanent, CodeCreationEventNotFound, err)
 		}
 		class, code := Classify(err)
 		return h.deadLetter(ctx, raw, res, class, code, err)
 	}
-	plan := h.Policy.Plan(created)
-	if len(rep.Removed) == 0 && !differs(plan.Tags, rep.Changed) {
-		res.Reason = fmt.Sprintf("%s by %s left the governance tags as they should be", ch.EventName, rep.Actor)
-		return res, nil
-	}
-
 	res.Repair = &rep
-	h.eventLogger(res).LogAttrs(ctx, slog.LevelWarn, "governance tags tampered with",
-		slog.String("actor", rep.Actor), slog.Any("changed", rep.Changed), slog.Any("removed", rep.Removed),
-		slog.String("creation_event_id", created.EventID))
-	res, err = h.apply(ctx, raw, res, created)
-	if res.Outcome == OutcomeTagged {
-		res.Reason = strings.TrimSpace(fmt.Sprintf("restored governance tags %s by %s. %s",
-			verbs(rep), rep.Actor, res.Reason))
+	res, err = h.apply(ctx, raw, res, created, true)
+	switch res.Outcome {
+	case OutcomeTagged:
+		h.eventLogger(res).LogAttrs(ctx, slog.LevelWarn, "governance tags tampered with",
+			slog.String("actor", rep.Actor), tagsAttr("changed", rep.Changed), slog.Any("removed", rep.Removed),
+			slog.String("creation_event_id", created.EventID))
+		res.Reason = strings.TrimSpace(fmt.Sprintf("restored governance tags %s by %s. %s", verbs(rep), rep.Actor, res.Reason))
+	case OutcomeSkipped:
+		res.Repair = nil
+		res.Reason = fmt.Sprintf("%s by %s left the governance tags as they should be", ch.EventName, rep.Actor)
 	}
 	return res, err
-}
-
-// differs reports whether changed sets any key of want to another value, or
-// sets a governance key the plan does not write.
-func differs(want, changed []Tag) bool {
-	for _, c := range changed {
-		i := slices.IndexFunc(want, func(t Tag) bool { return t.Key == c.Key })
-		if i < 0 || want[i].Value != c.Value {
-			return true
-		}
-	}
-	return false
 }
 
 func verbs(r Repair) string {

@@ -21,12 +21,16 @@ const (
 	MaxTagsPerKey = 50
 	// ReservedPrefix starts tag keys that only AWS may use.
 	ReservedPrefix = "aws:"
-	// Replacement stands in for every character KMS does not accept.
-	Replacement = '_'
-	// truncMark and truncHashLen end a truncated value: "..." and that many
-	// hex digits of the SHA-256 of the full value.
-	truncMark    = "..."
-	truncHashLen = 8
+	// Escape starts the escape of a byte KMS does not accept in a value,
+	// and of itself: '=' and two upper-case hex digits of the byte, as in
+	// quoted-printable (RFC 2045, section 6.7).
+	Escape = '='
+	// truncMark and truncHashLen end a truncated value: "=_", which no
+	// escaped value contains ('=' is always followed by two hex digits
+	// there), and that many hex digits (64 bits) of the SHA-256 of the full
+	// value.
+	truncMark    = "=_"
+	truncHashLen = 16
 )
 
 // allowed reports whether KMS accepts r in a tag key or value: Unicode
@@ -38,14 +42,21 @@ func allowed(r rune) bool {
 	return strings.ContainsRune("_.:/=+-@", r)
 }
 
-// SanitizeValue makes s a tag value KMS accepts. It is deterministic:
-//   - every character that is not a letter, number, space separator or one of
-//     _ . : / = + - @ (including invalid UTF-8) becomes '_';
-//   - a result longer than 256 characters keeps its first 245 characters and
-//     ends with "..." and the first 8 hex digits of the SHA-256 of the
-//     original s, so two long values that share a prefix still differ.
+// SanitizeValue makes s a tag value KMS accepts. The mapping is
+// deterministic and keeps different values apart (two principals never get
+// the same tag value):
+//   - every character KMS accepts (a letter, number or space separator, or
+//     one of _ . : / + - @) is kept;
+//   - '=' and every byte of any other character (',' which IAM names may
+//     contain, or invalid UTF-8) become '=' and the byte's two upper-case
+//     hex digits: "alice,ops" is "alice=2Cops", "a=b" is "a=3Db", and
+//     "alice_ops" stays "alice_ops";
+//   - a result longer than 256 characters keeps its first 238 characters
+//     and ends with "=_" and 16 hex digits (64 bits) of the SHA-256 of the
+//     original s. No escaped value contains "=_", so a truncated value
+//     never equals another value written whole.
 func SanitizeValue(s string) string {
-	return fit(replaceDisallowed(s), s, MaxTagValueLen)
+	return fit(escape(s), s, MaxTagValueLen)
 }
 
 // ValidateKey reports why KMS would reject k as a tag key, or nil. Tag keys
@@ -87,10 +98,11 @@ func ValidateValue(v string) error {
 	return nil
 }
 
-func replaceDisallowed(s string) string {
+// escape applies SanitizeValue's escaping to s.
+func escape(s string) string {
 	clean := true
 	for _, r := range s {
-		if r == utf8.RuneError || !allowed(r) {
+		if r == utf8.RuneError || r == Escape || !allowed(r) {
 			clean = false
 			break
 		}
@@ -99,12 +111,17 @@ func replaceDisallowed(s string) string {
 		return s
 	}
 	var b strings.Builder
-	b.Grow(len(s))
-	for _, r := range s { // invalid UTF-8 yields utf8.RuneError per bad byte
-		if r == utf8.RuneError || !allowed(r) {
-			r = Replacement
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size <= 1) || r == Escape || !allowed(r) {
+			for _, c := range []byte(s[i : i+size]) {
+				fmt.Fprintf(&b, "%c%02X", Escape, c)
+			}
+		} else {
+			b.WriteString(s[i : i+size])
 		}
-		b.WriteRune(r)
+		i += size
 	}
 	return b.String()
 }

@@ -4,14 +4,25 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"time"
 )
 
-// The principal and time of the events CreateKeyEvent and ReplicateKeyEvent
-// make.
-const (
-	UserARN   = "arn:aws:iam::111122223333:user/alice"
-	EventTime = "2024-01-09T18:52:34Z"
-)
+// UserARN is the principal of the events CreateKeyEvent and
+// ReplicateKeyEvent make.
+const UserARN = "arn:aws:iam::111122223333:user/alice"
+
+// EventTime is the eventTime of the events CreateKeyEvent and
+// ReplicateKeyEvent make: when the test binary started, to the second, so
+// that it is within tagger.CreationTolerance of the CreationDate of the keys
+// its tests create (the tagger checks the one against the other).
+var EventTime = time.Now().UTC().Truncate(time.Second).Format(time.RFC3339)
+
+// displayDate is EventTime as CloudTrail writes keyMetadata.creationDate,
+// e.g. "Jan 9, 2024, 6:52:34 PM".
+func displayDate() string {
+	t, _ := time.Parse(time.RFC3339, EventTime)
+	return t.Format("Jan 2, 2006, 3:04:05 PM")
+}
 
 // CreateKeyEvent is a CreateKey event as EventBridge delivers it, for the
 // key keyARN, created by UserARN with the request tags given.
@@ -33,7 +44,7 @@ func CreateKeyEvent(eventID, keyARN string, requestTags map[string]string) []byt
 			"sourceIPAddress": "192.0.2.10", "userAgent": "aws-cli/2.15.0",
 			"requestParameters": map[string]any{"keySpec": "SYMMETRIC_DEFAULT", "keyUsage": "ENCRYPT_DECRYPT", "origin": "AWS_KMS", "tags": tags},
 			"responseElements": map[string]any{"keyMetadata": map[string]any{
-				"AWSAccountId": "111122223333", "keyId": keyID, "arn": keyARN, "creationDate": "Jan 9, 2024, 6:52:34 PM",
+				"AWSAccountId": "111122223333", "keyId": keyID, "arn": keyARN, "creationDate": displayDate(),
 				"enabled": true, "keyUsage": "ENCRYPT_DECRYPT", "keyState": "Enabled", "origin": "AWS_KMS", "keyManager": "CUSTOMER",
 				"keySpec": "SYMMETRIC_DEFAULT", "multiRegion": false,
 			}},
