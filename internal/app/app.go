@@ -1,12 +1,10 @@
 package app
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
-	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -51,7 +49,7 @@ func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger
 		DeadLetterReserve: cfg.DeadLetterReserve,
 	}
 	if cfg.DeadLetterQueueURL != "" {
-		h.DeadLetters = &tagger.DeadLetterQueue{SQS: newLazySQS(awsCfg), URL: cfg.DeadLetterQueueURL}
+		h.DeadLetters = &tagger.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}
 	}
 	if cfg.TamperRepair {
 		// CloudTrail's event history finds the creation events of keys to
@@ -64,24 +62,6 @@ func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger
 		return nil, err
 	}
 	return h, nil
-}
-
-// lazySQS is the dead-letter queue's SQS client, made when the first dead
-// letter is sent: most execution environments never send one, and making
-// an SDK client costs a cold start about 0.1 ms (docs/PERFORMANCE.md).
-type lazySQS struct {
-	client func() *sqs.Client
-}
-
-var _ tagger.SQSAPI = lazySQS{}
-
-func newLazySQS(awsCfg aws.Config) lazySQS {
-	return lazySQS{client: sync.OnceValue(func() *sqs.Client { return sqs.NewFromConfig(awsCfg) })}
-}
-
-// SendMessage sends with the client, made at the first call.
-func (l lazySQS) SendMessage(ctx context.Context, in *sqs.SendMessageInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageOutput, error) {
-	return l.client().SendMessage(ctx, in, optFns...)
 }
 
 // NewMetrics returns the metrics emitter cfg describes, writing to w (the

@@ -122,43 +122,31 @@ func (c Config) CrossAccount() bool {
 	return c.MemberRoleName != "" || c.HomeAccountID != ""
 }
 
-// Patterns IAM and STS accept for the cross-account settings. Role names
-// and paths are checked by isRoleName and isRolePath instead: the bounded
-// repetitions of their patterns (`^[\w+=,.@-]{1,64}$` and
-// `^/([\x21-\x7E]{0,510}/)?$`) take about 3 ms to compile, which every cold
-// start would pay.
+// Patterns IAM and STS accept for the cross-account settings. The lengths
+// of role names and paths are checked apart from their patterns: a counted
+// repetition such as {1,510} makes a regular expression slow to compile,
+// which every cold start would pay.
 var (
 	externalIDPattern = regexp.MustCompile(`^[\w+=,.@:/-]+$`)
 	accountIDPattern  = regexp.MustCompile(`^\d{12}$`)
+	roleNamePattern   = regexp.MustCompile(`^[\w+=,.@-]+$`)
+	// rolePathPattern allows the characters of IAM names between the
+	// slashes. IAM itself accepts any printable character in a path, but *
+	// and ? there would be wildcards in the role ARN of a policy: a path with
+	// them would grant more than the one path it names.
+	rolePathPattern = regexp.MustCompile(`^/([\w+=,.@-]+/)*$`)
 )
 
-// isRoleName reports whether s matches `^[\w+=,.@-]{1,64}$`: 1 to 64 of
-// ASCII letters, digits and _+=,.@-.
+// isRoleName reports whether s is an IAM role name: 1 to 64 of ASCII
+// letters, digits and _+=,.@-.
 func isRoleName(s string) bool {
-	if len(s) < 1 || len(s) > 64 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || strings.IndexByte("_+=,.@-", c) >= 0) {
-			return false
-		}
-	}
-	return true
+	return len(s) <= 64 && roleNamePattern.MatchString(s)
 }
 
-// isRolePath reports whether s matches `^/([\x21-\x7E]{0,510}/)?$`: "/", or
-// "/" and up to 510 printable ASCII characters other than space, then "/".
+// isRolePath reports whether s is "/", or "/" and segments of the
+// characters of IAM names each ending in "/", 512 characters at most.
 func isRolePath(s string) bool {
-	if len(s) < 1 || len(s) > 512 || s[0] != '/' || s[len(s)-1] != '/' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return len(s) <= 512 && rolePathPattern.MatchString(s)
 }
 
 // FromEnv reads the configuration with getenv (os.Getenv in production).
@@ -247,7 +235,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, fmt.Errorf("%s: %q is not an IAM path such as / or /governance/", EnvMemberRolePath, c.MemberRolePath))
 	}
 	if c.MemberExternalID != "" && (len(c.MemberExternalID) < 2 || len(c.MemberExternalID) > 1224 || !externalIDPattern.MatchString(c.MemberExternalID)) {
-		errs = append(errs, fmt.Errorf("%s: %q is not an external ID (2 to 1224 of letters, digits and +=,.@:/_-)", EnvMemberExternalID, c.MemberExternalID))
+		// The External ID is a shared secret: never quoted.
+		errs = append(errs, fmt.Errorf("%s is not an external ID (2 to 1224 of letters, digits and +=,.@:/_-); its value is not shown", EnvMemberExternalID))
 	}
 	if c.MemberExternalID != "" && c.MemberRoleName == "" {
 		errs = append(errs, fmt.Errorf("%s is set but %s is empty: no role would be assumed with it", EnvMemberExternalID, EnvMemberRoleName))

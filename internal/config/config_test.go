@@ -139,6 +139,19 @@ func TestCrossAccountSettings(t *testing.T) {
 	}
 }
 
+// TestExternalIDNeverPrinted: the member role's External ID is a shared
+// secret; a bad one is refused without quoting it.
+func TestExternalIDNeverPrinted(t *testing.T) {
+	const secret = "s3cret value"
+	_, err := config.FromEnv(env(map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": secret}))
+	if err == nil || !strings.Contains(err.Error(), "MEMBER_ROLE_EXTERNAL_ID") {
+		t.Fatalf("got %v, want an error naming MEMBER_ROLE_EXTERNAL_ID", err)
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Errorf("got %q, which prints the External ID", err)
+	}
+}
+
 func TestCrossAccountSettingErrors(t *testing.T) {
 	tests := []struct {
 		name string
@@ -149,6 +162,11 @@ func TestCrossAccountSettingErrors(t *testing.T) {
 		{"role name too long", map[string]string{"MEMBER_ROLE_NAME": strings.Repeat("r", 65)}, "MEMBER_ROLE_NAME"},
 		{"path without slashes", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "governance"}, "MEMBER_ROLE_PATH"},
 		{"path without the closing slash", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "/governance"}, "MEMBER_ROLE_PATH"},
+		{"path with a wildcard", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "/*/"}, "MEMBER_ROLE_PATH"},
+		{"path with a one-character wildcard", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "/gov?rnance/"}, "MEMBER_ROLE_PATH"},
+		{"path with an empty segment", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_PATH": "/a//b/"}, "MEMBER_ROLE_PATH"},
+		{"tagger role path of every role", map[string]string{"TAGGER_ROLE_PATH": "/"}, "TAGGER_ROLE_PATH"},
+		{"tagger role path with a wildcard", map[string]string{"TAGGER_ROLE_PATH": "/kms-autotagger*/"}, "TAGGER_ROLE_PATH"},
 		{"external id with a space", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": "a b"}, "MEMBER_ROLE_EXTERNAL_ID"},
 		{"external id of one character", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": "a"}, "MEMBER_ROLE_EXTERNAL_ID"},
 		{"external id too long", map[string]string{"MEMBER_ROLE_NAME": "r", "MEMBER_ROLE_EXTERNAL_ID": strings.Repeat("e", 1225)}, "MEMBER_ROLE_EXTERNAL_ID"},
