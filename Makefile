@@ -70,11 +70,20 @@ node_modules/.package-lock.json: package.json package-lock.json
 test: tools lint
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-## lint: gofmt and go vet
-lint:
+# The stack templates cfn-lint checks: template.yaml, which it translates
+# with the pinned SAM translator first, and the plain CloudFormation of
+# deploy/. Besides its default rules, I3042: an ARN that names a partition
+# instead of ${AWS::Partition} (moto, which the template tests deploy to,
+# knows only the aws partition).
+CFN_TEMPLATES := template.yaml $(wildcard deploy/*.yaml)
+CFN_LINT      := $(VENV)/bin/python -c 'import sys; from cfnlint.runner import main; sys.exit(main())'
+
+## lint: gofmt, go vet, and cfn-lint (tools/requirements.txt) of template.yaml and deploy/*.yaml
+lint: $(VENV)/.installed
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
+	$(CFN_LINT) --include-checks I3042 -- $(CFN_TEMPLATES)
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
