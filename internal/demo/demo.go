@@ -209,8 +209,9 @@ func seeds(samples []sample) map[string][]localaws.SeedKey {
 }
 
 // prepareKeys makes the keys look as they would right after the calls the
-// samples record: the creator's request tags on the key, and the keys of
-// the pending-deletion samples scheduled for deletion.
+// samples record: created when the sample says, the creator's request tags
+// on the key, and the keys of the pending-deletion samples scheduled for
+// deletion.
 func prepareKeys(ctx context.Context, k *localaws.KMS, samples []sample, pending []string) error {
 	for _, s := range samples {
 		key := s.dec.Key
@@ -218,6 +219,14 @@ func prepareKeys(ctx context.Context, k *localaws.KMS, samples []sample, pending
 			continue
 		}
 		client := k.Client(key.Region)
+		// local-kms dates every key now and has no multi-Region keys: the
+		// stand-in says what KMS would of the key the sample names, its
+		// creation at the sample's time and, for a replica, its primary.
+		facts := localaws.KeyFacts{CreationDate: key.EventTime}
+		if key.EventName == events.EventNameReplicateKey || key.MultiRegionKeyType == events.MultiRegionReplica {
+			facts.PrimaryARN = key.PrimaryKeyARN
+		}
+		k.SetKeyFacts(key.KeyARN, facts)
 		if len(key.RequestTags) > 0 {
 			in := &kms.TagResourceInput{KeyId: aws.String(key.KeyARN)}
 			for _, t := range key.RequestTags {
