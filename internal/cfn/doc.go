@@ -1,18 +1,23 @@
-// Package cfn reads CloudFormation and AWS SAM templates so that tests can
-// check what a template deploys without deploying it.
+// Package cfn holds the tests of the stack templates: template.yaml (AWS SAM)
+// and the plain CloudFormation templates of deploy/. It has no code of its
+// own; the tests check the templates with the ecosystem's implementations
+// rather than with a reading of CloudFormation written here:
 //
-// Load and Parse read a YAML (or JSON) template into a generic tree of
-// map[string]any, []any and scalars, with CloudFormation's short-form tags
-// (!Ref, !GetAtt, !Sub, !If, ...) rewritten to their long form ({"Ref": ...},
-// {"Fn::GetAtt": [...]}, ...), so that a template reads the same whichever form
-// it was written in. Template gives typed access to the sections, finds every
-// reference a template makes (References, Undefined) and evaluates intrinsic
-// functions for given parameter values (Evaluate, Condition), so that what a
-// stack would receive can be checked for several configurations.
+//   - The real SAM transform: tools/samtransform.py runs the pinned
+//     aws-sam-translator (the library behind `sam validate`, `sam build` and
+//     `sam deploy`) offline and gives the CloudFormation it makes of a
+//     template for the parameter values given.
+//   - moto's CloudFormation: the translated templates are deployed with
+//     CreateStack and those parameter values into a moto server
+//     (localaws.StartMoto), which evaluates the conditions and intrinsic
+//     functions and creates the resources; the tests read what was created
+//     back through the services' APIs (IAM, Lambda, EventBridge, SQS, ...).
+//     moto_test.go says what moto cannot create or gets wrong and how the
+//     tests make up for it.
+//   - moto's EventBridge: every sample in events/, and crafted variations,
+//     is put on a bus whose rule has the deployed rule's event pattern, so
+//     which events reach the function is decided by an implementation of
+//     EventBridge's pattern matching written elsewhere.
 //
-// MatchPattern matches an event against an EventBridge event pattern, for the
-// subset of the pattern language this project's templates use. Patterns that
-// use anything outside it are rejected with an error, never guessed at.
-//
-// The package makes no AWS calls.
+// cfn-lint checks the same templates in `make lint`.
 package cfn
