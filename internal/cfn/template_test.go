@@ -748,7 +748,7 @@ func TestParameterPatterns(t *testing.T) {
 			[]string{"a/b", "has space", strings.Repeat("r", 65)}},
 		{"MemberRolePath", config.EnvMemberRolePath, nil,
 			[]string{"/", "/governance/", "/a/b/", "/" + strings.Repeat("p", 510) + "/"},
-			[]string{"governance", "/governance", "governance/", "/a b/", "/" + strings.Repeat("p", 511) + "/"}},
+			[]string{"governance", "/governance", "governance/", "/a b/", "/a*/", "/a//b/", "/" + strings.Repeat("p", 511) + "/"}},
 		{"MemberRoleExternalId", config.EnvMemberExternalID, map[string]string{config.EnvMemberRoleName: "kms-autotagger-member"},
 			[]string{"", "ab", "o-a1b2c3d4e5-kms", "x:y/z@w", strings.Repeat("e", 1224)},
 			[]string{"a", "has space", "semi;colon", strings.Repeat("e", 1225)}},
