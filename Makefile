@@ -47,7 +47,7 @@ build-AutoTaggerFunction:
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" ./cmd/autotagger
 
 ## tools: the pinned local stand-ins and checkers: local-kms and the Lambda runtime interface emulator (tools/go.mod), moto, cfn-lint and aws-sam-translator (tools/requirements.txt, in .tools/venv), local-aws-sqs (npm)
-tools: $(TOOLS_BIN)/.installed $(VENV)/.installed node_modules/.package-lock.json
+tools: $(TOOLS_BIN)/.installed $(VENV)/.installed
 
 $(TOOLS_BIN)/.installed: tools/go.mod tools/go.sum
 	mkdir -p $(TOOLS_BIN)
@@ -61,10 +61,6 @@ $(VENV)/.installed: tools/requirements.txt
 	$(PYTHON) -m venv --system-site-packages $(VENV)
 	$(VENV)/bin/python -m pip install --disable-pip-version-check --quiet -r tools/requirements.txt
 	touch $@
-
-node_modules/.package-lock.json: package.json package-lock.json
-	@command -v node >/dev/null || { echo "node (Node.js 18 or later) is needed for the SQS stand-in" >&2; exit 1; }
-	npm ci --no-audit --no-fund --loglevel=error
 
 ## test: lint, then every test (unit, integration against the stand-ins, end to end under the emulator) with the race detector
 test: tools lint
@@ -126,7 +122,7 @@ deploy:
 	sam deploy --stack-name $(STACK) --capabilities CAPABILITY_IAM --resolve-s3 $(if $(GUIDED),--guided,)
 
 clean:
-	rm -rf $(BIN) .aws-sam .tools node_modules
+	rm -rf $(BIN) .aws-sam .tools
 
 help:
 	@grep -E '^## ' Makefile | sed 's/^## /  /'

@@ -78,13 +78,6 @@ type CloudTrailOptions struct {
 	Now func() time.Time
 }
 
-// CloudTrailOperation serves one CloudTrail operation: region is the
-// region of the request's credential scope and body the JSON request. It
-// returns the response value, encoded as JSON, or an error: a
-// *CloudTrailError is written as that error, any other as a 500
-// InternalFailure.
-type CloudTrailOperation func(region string, body []byte) (any, error)
-
 // CloudTrailError is an error answer of the CloudTrail stand-in, written in
 // the awsJson1_1 shape: {"__type": Code, "message": Message}.
 type CloudTrailError struct {
@@ -122,9 +115,10 @@ type CloudTrailRequest struct {
 // CloudTrail supports), StartTime and EndTime, the 90-day event history,
 // newest events first, pagination with MaxResults (1 to 50) and NextToken,
 // CloudTrail's validation errors, and the per-region quota of
-// LookupEventsRate answered with 400 ThrottlingException. Other operations
-// are added with Handle. Every request is recorded (Requests, Count), so a
-// test can measure the rate a client kept to. It is safe for concurrent use.
+// LookupEventsRate answered with 400 ThrottlingException. It serves no
+// other operation: moto serves CloudTrail's trail APIs (StartMoto), but
+// not LookupEvents. Every request is recorded (Requests, Count), so a test
+// can measure the rate a client kept to. It is safe for concurrent use.
 type CloudTrail struct {
 	now       func() time.Time
 	regions   []string
@@ -133,7 +127,6 @@ type CloudTrail struct {
 	intercept atomic.Pointer[InterceptFunc]
 
 	mu       sync.Mutex
-	ops      map[string]CloudTrailOperation
 	history  map[string][]trailEvent // per region, newest first
 	limiters map[string]*rate.Limiter
 	requests []CloudTrailRequest
@@ -179,7 +172,6 @@ func NewCloudTrail(opts CloudTrailOptions) (*CloudTrail, error) {
 	c := &CloudTrail{
 		now:      opts.Now,
 		regions:  slices.Clone(opts.Regions),
-		ops:      make(map[string]CloudTrailOperation),
 		history:  make(map[string][]trailEvent),
 		limiters: make(map[string]*rate.Limiter),
 	}
@@ -201,7 +193,6 @@ func NewCloudTrail(opts CloudTrailOptions) (*CloudTrail, error) {
 			c.burst = 1
 		}
 	}
-	c.ops["LookupEvents"] = c.lookupEvents
 	c.SetIntercept(opts.Intercept)
 	return c, nil
 }
@@ -248,14 +239,6 @@ func (c *CloudTrail) Client(region string, optFns ...func(*cloudtrail.Options)) 
 		Credentials:  credentials.NewStaticCredentialsProvider(localAccessKeyID, localSecretAccessKey, ""),
 		BaseEndpoint: aws.String(c.url),
 	}, optFns...)
-}
-
-// Handle makes the stand-in serve operation op (for example
-// "DescribeTrails") with h, replacing any previous handler of op.
-func (c *CloudTrail) Handle(op string, h CloudTrailOperation) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.ops[op] = h
 }
 
 // SetIntercept installs f as the stand-in's InterceptFunc, replacing any
@@ -422,19 +405,16 @@ func (c *CloudTrail) serve(w http.ResponseWriter, r *http.Request, region string
 			fmt.Sprintf("localaws: the CloudTrail stand-in does not serve region %q; it serves %s", region, strings.Join(c.regions, ", ")))
 		return
 	}
-	c.mu.Lock()
-	handler, ok := c.ops[op]
-	c.mu.Unlock()
-	if !ok {
+	if op != "LookupEvents" {
 		WriteKMSError(w, http.StatusBadRequest, "UnknownOperationException",
-			fmt.Sprintf("localaws: the CloudTrail stand-in does not serve X-Amz-Target %q", target))
+			fmt.Sprintf("localaws: the CloudTrail stand-in serves only LookupEvents, not X-Amz-Target %q (moto serves the trail APIs)", target))
 		return
 	}
-	if op == "LookupEvents" && !c.limiter(region).Allow() {
+	if !c.limiter(region).Allow() {
 		WriteKMSError(w, http.StatusBadRequest, "ThrottlingException", "Rate exceeded")
 		return
 	}
-	out, err := handler(region, body)
+	out, err := c.lookupEvents(region, body)
 	if err != nil {
 		var ce *CloudTrailError
 		if errors.As(err, &ce) {
@@ -478,46 +458,6 @@ func (c *CloudTrail) limiter(region string) *rate.Limiter {
 		c.limiters[region] = l
 	}
 	return l
-}
-
-// answerRecorder keeps the status and the start of the body of an answer,
-// so that ServeHTTP can record the error code, whoever wrote the answer.
-type answerRecorder struct {
-	http.ResponseWriter
-	status int
-	head   []byte
-}
-
-// WriteHeader records the status.
-func (a *answerRecorder) WriteHeader(status int) {
-	if a.status == 0 {
-		a.status = status
-	}
-	a.ResponseWriter.WriteHeader(status)
-}
-
-// Write keeps the first 1 KiB of the body.
-func (a *answerRecorder) Write(b []byte) (int, error) {
-	if a.status == 0 {
-		a.status = http.StatusOK
-	}
-	if room := 1024 - len(a.head); room > 0 {
-		a.head = append(a.head, b[:min(room, len(b))]...)
-	}
-	return a.ResponseWriter.Write(b)
-}
-
-// errorCode returns the __type of an error answer, "" for a success or a
-// body that is not an awsJson1_1 error.
-func (a *answerRecorder) errorCode() string {
-	if a.status < http.StatusBadRequest {
-		return ""
-	}
-	var e kmsError
-	if json.Unmarshal(a.head, &e) != nil {
-		return ""
-	}
-	return e.Type
 }
 
 // lookupEventsInput is the LookupEvents request as the SDK serializes it.

@@ -20,9 +20,11 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
+	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
@@ -692,29 +694,59 @@ func TestSQS(t *testing.T) {
 		t.Errorf("queue URL: got %s, want %s", queueURL, want)
 	}
 	client := s.Client(func(o *sqs.Options) { o.Retryer = aws.NopRetryer{} })
+	// The dead letters' bodies and attributes, as the tagger sends them.
+	attrs := map[string]sqstypes.MessageAttributeValue{
+		"ErrorCode": {DataType: aws.String("String"), StringValue: aws.String("KeyPendingDeletion")},
+		"Version":   {DataType: aws.String("Number"), StringValue: aws.String("1")},
+		"EventName": {DataType: aws.String("String"), StringValue: aws.String("CreateKey — clé")},
+	}
 	tests := []struct {
-		name string
-		body string
+		name  string
+		body  string
+		attrs map[string]sqstypes.MessageAttributeValue
 	}{
-		{"json", `{"keyArn":"arn:aws:kms:us-east-1:111122223333:key/k","reason":"AccessDenied"}`},
-		{"unicode", "clé — 鍵"},
+		{"json", `{"keyArn":"arn:aws:kms:us-east-1:111122223333:key/k","reason":"AccessDenied"}`, nil},
+		{"unicode", "clé — 鍵", nil},
+		{"attributes", "{\"error\":{\"code\":\"KeyPendingDeletion\",\"message\":\"<&> \\\" \\u0001\"}}\n  ", attrs},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(tt.body)}); err != nil {
+			if _, err := client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(tt.body), MessageAttributes: tt.attrs}); err != nil {
 				t.Fatalf("SendMessage: %v", err)
 			}
-			got, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 1, WaitTimeSeconds: 1})
+			got, err := client.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: aws.String(queueURL), MaxNumberOfMessages: 1, WaitTimeSeconds: 1, MessageAttributeNames: []string{"All"}})
 			if err != nil {
 				t.Fatalf("ReceiveMessage: %v", err)
 			}
 			if len(got.Messages) != 1 || aws.ToString(got.Messages[0].Body) != tt.body {
 				t.Fatalf("ReceiveMessage: got %d messages %+v, want one with body %q", len(got.Messages), got.Messages, tt.body)
 			}
+			gotAttrs := got.Messages[0].MessageAttributes
+			if len(gotAttrs) != len(tt.attrs) {
+				t.Errorf("attributes: got %d, want %d", len(gotAttrs), len(tt.attrs))
+			}
+			for name, want := range tt.attrs {
+				if g := gotAttrs[name]; aws.ToString(g.StringValue) != aws.ToString(want.StringValue) || aws.ToString(g.DataType) != aws.ToString(want.DataType) {
+					t.Errorf("attribute %s: got %s %q, want %s %q", name, aws.ToString(g.DataType), aws.ToString(g.StringValue), aws.ToString(want.DataType), aws.ToString(want.StringValue))
+				}
+			}
 			if _, err := client.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(queueURL), ReceiptHandle: got.Messages[0].ReceiptHandle}); err != nil {
 				t.Errorf("DeleteMessage: %v", err)
 			}
 		})
+	}
+
+	// Any credentials act in the stand-in's account, as the SDK's defaults
+	// of the tests and of the Lambda emulator sign.
+	other := sqs.New(sqs.Options{Region: s.Region(), BaseEndpoint: aws.String(s.URL()), Retryer: aws.NopRetryer{},
+		Credentials: credentials.NewStaticCredentialsProvider("AKIDEXAMPLE", "secret", "")})
+	if _, err := other.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String("x")}); err != nil {
+		t.Errorf("SendMessage with other credentials: %v", err)
+	}
+	attrOut, err := client.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(queueURL),
+		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameQueueArn, sqstypes.QueueAttributeNameApproximateNumberOfMessages}})
+	if err != nil || attrOut.Attributes["QueueArn"] != "arn:aws:sqs:us-east-1:"+localaws.DefaultAccount+":autotagger-dlq" || attrOut.Attributes["ApproximateNumberOfMessages"] != "1" {
+		t.Errorf("GetQueueAttributes: got %v, %v; want the queue's ARN in us-east-1 and 1 message", attrOut, err)
 	}
 
 	_, err = client.SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(s.URL() + "/" + localaws.DefaultAccount + "/no-such-queue"), MessageBody: aws.String("x")})
@@ -735,8 +767,8 @@ func TestSQS(t *testing.T) {
 	if code := apiErrorCode(err); code != "" {
 		t.Errorf("SendMessage after Stop: got API error %q, want a connection error", code)
 	}
-	if !strings.Contains(out.String(), `"event":"listening"`) {
-		t.Errorf("Output: got %q, want the listening line", out.String())
+	if !strings.Contains(out.String(), "[moto] ") || !strings.Contains(out.String(), "Running on http://127.0.0.1:") {
+		t.Errorf("Output: got %q, want moto's listening line", out.String())
 	}
 }
 

@@ -199,11 +199,20 @@ var errNoCredentialScope = errors.New("request has no SigV4 credential scope (Au
 // parameter of a presigned request. The scope has the form
 // AKID/20240101/us-east-1/kms/aws4_request.
 func CredentialScopeRegion(r *http.Request) (string, error) {
+	scope, err := credentialScope(r)
+	return scope.region, err
+}
+
+// sigV4Scope is the credential of a SigV4-signed request.
+type sigV4Scope struct{ accessKeyID, region, service string }
+
+// credentialScope reads the credential of r (see CredentialScopeRegion).
+func credentialScope(r *http.Request) (sigV4Scope, error) {
 	cred := ""
 	if auth := r.Header.Get("Authorization"); auth != "" {
 		_, rest, ok := strings.Cut(auth, "Credential=")
 		if !ok {
-			return "", fmt.Errorf("authorization header has no Credential=: %w", errNoCredentialScope)
+			return sigV4Scope{}, fmt.Errorf("authorization header has no Credential=: %w", errNoCredentialScope)
 		}
 		cred, _, _ = strings.Cut(rest, ",")
 		cred = strings.TrimSpace(cred)
@@ -211,13 +220,14 @@ func CredentialScopeRegion(r *http.Request) (string, error) {
 		cred = r.URL.Query().Get("X-Amz-Credential")
 	}
 	if cred == "" {
-		return "", errNoCredentialScope
+		return sigV4Scope{}, errNoCredentialScope
 	}
 	parts := strings.Split(cred, "/")
 	if len(parts) < 5 || parts[len(parts)-1] != "aws4_request" || parts[len(parts)-3] == "" {
-		return "", fmt.Errorf("credential %q is not AKID/DATE/REGION/SERVICE/aws4_request", cred)
+		return sigV4Scope{}, fmt.Errorf("credential %q is not AKID/DATE/REGION/SERVICE/aws4_request", cred)
 	}
-	return parts[len(parts)-3], nil
+	n := len(parts)
+	return sigV4Scope{accessKeyID: strings.Join(parts[:n-4], "/"), region: parts[n-3], service: parts[n-2]}, nil
 }
 
 // kmsError is the body of an awsJson1_1 error response.

@@ -2,27 +2,19 @@ package localaws
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
-	"path/filepath"
-	"regexp"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 )
 
-// sqsListeningLine is the line scripts/sqsserver.mjs prints once listening.
-var sqsListeningLine = regexp.MustCompile(`^\{"event":"listening".*"port":(\d+)`)
-
 // SQSOptions configures StartSQS.
 type SQSOptions struct {
-	// Region is the region in queue ARNs and of Client; us-east-1 when
-	// empty. local-aws-sqs serves every region alike.
+	// Region is the region of Client and CreateQueue's queues; us-east-1
+	// when empty. moto keeps each region's queues apart, as SQS does: a
+	// client reaches a queue only when it signs for the queue's region.
 	Region string
 	// Account is the account ID in queue URLs and ARNs; DefaultAccount when
 	// empty.
@@ -33,23 +25,18 @@ type SQSOptions struct {
 	StartTimeout time.Duration
 }
 
-// SQS is a running SQS stand-in: local-aws-sqs under node on 127.0.0.1,
-// speaking the AWS JSON 1.0 protocol aws-sdk-go-v2 uses. Queues live in its
-// memory and are lost when it stops.
+// SQS is a running SQS stand-in: a moto server of its own serving one
+// account (MotoOptions.SingleAccount), so that a request acts in Account
+// whatever credentials sign it, as the SDK's default credentials of a test
+// and of the Lambda emulator do. It speaks the AWS JSON 1.0 protocol
+// aws-sdk-go-v2 uses. Queues live in its memory and are lost when it stops.
 type SQS struct {
-	proc    *process
-	url     string
-	region  string
-	account string
-	dir     string
-
-	closeOnce sync.Once
-	closeErr  error
+	moto   *Moto
+	region string
 }
 
-// StartSQS runs `node scripts/sqsserver.mjs` on a port the kernel picks and
-// waits until it accepts connections. ctx bounds the start only; the server
-// runs until Stop or Close.
+// StartSQS starts moto for SQS (see StartMoto) and waits until it answers.
+// ctx bounds the start only; the server runs until Stop or Close.
 func StartSQS(ctx context.Context, opts SQSOptions) (*SQS, error) {
 	region, account := opts.Region, opts.Account
 	if region == "" {
@@ -64,62 +51,30 @@ func StartSQS(ctx context.Context, opts SQSOptions) (*SQS, error) {
 	if !accountPattern.MatchString(account) {
 		return nil, fmt.Errorf("start SQS stand-in: account %q is not 12 digits", account)
 	}
-	node, script, err := sqsServerCommand()
+	m, err := StartMoto(ctx, MotoOptions{Account: account, SingleAccount: true, Output: opts.Output, StartTimeout: opts.StartTimeout})
 	if err != nil {
 		return nil, fmt.Errorf("start SQS stand-in: %w", err)
 	}
-	dir, err := os.MkdirTemp("", "localaws-sqs-")
-	if err != nil {
-		return nil, fmt.Errorf("start SQS stand-in: %w", err)
-	}
-	var out io.Writer
-	if opts.Output != nil {
-		out = &prefixWriter{mu: new(sync.Mutex), w: opts.Output, prefix: "[local-aws-sqs] "}
-	}
-	p, match, err := startProcess(ctx, procSpec{
-		name:      "local-aws-sqs",
-		path:      node,
-		args:      []string{script, "--port", "0", "--region", region, "--account-id", account},
-		env:       os.Environ(),
-		dir:       filepath.Dir(script),
-		logFile:   filepath.Join(dir, "sqsserver.log"),
-		output:    out,
-		timeout:   opts.StartTimeout,
-		readyLine: sqsListeningLine,
-		probe: func(ctx context.Context, m []string) error {
-			return dialProbe(hostPort(atoiOrZero(m[1])))(ctx, m)
-		},
-	})
-	if err != nil {
-		return nil, errors.Join(err, os.RemoveAll(dir))
-	}
-	return &SQS{
-		proc:    p,
-		url:     "http://" + hostPort(atoiOrZero(match[1])),
-		region:  region,
-		account: account,
-		dir:     dir,
-	}, nil
+	return &SQS{moto: m, region: region}, nil
 }
 
 // URL returns the server's base URL, http://127.0.0.1:PORT, the value for
 // AWS_ENDPOINT_URL_SQS (or a client's BaseEndpoint).
-func (s *SQS) URL() string { return s.url }
+func (s *SQS) URL() string { return s.moto.URL() }
 
-// Region returns the region of Client and of queue ARNs.
+// Region returns the region of Client.
 func (s *SQS) Region() string { return s.region }
 
 // Account returns the account ID in queue URLs and ARNs.
-func (s *SQS) Account() string { return s.account }
+func (s *SQS) Account() string { return s.moto.Account() }
+
+// Moto returns the moto server, for its record of requests and its hook.
+func (s *SQS) Moto() *Moto { return s.moto }
 
 // Client returns an aws-sdk-go-v2 SQS client that signs with static
 // credentials for Region and sends to URL; optFns may change its options.
 func (s *SQS) Client(optFns ...func(*sqs.Options)) *sqs.Client {
-	return sqs.New(sqs.Options{
-		Region:       s.region,
-		Credentials:  credentials.NewStaticCredentialsProvider(localAccessKeyID, localSecretAccessKey, ""),
-		BaseEndpoint: aws.String(s.url),
-	}, optFns...)
+	return sqs.NewFromConfig(s.moto.Config(s.region), optFns...)
 }
 
 // CreateQueue creates the standard queue name and returns its URL, which
@@ -135,18 +90,8 @@ func (s *SQS) CreateQueue(ctx context.Context, name string) (string, error) {
 // Stop stops the server, losing its queues, so that tests can see how
 // callers cope with SQS being down: later requests fail to connect. It is
 // safe to call more than once.
-func (s *SQS) Stop() error { return s.proc.stop() }
+func (s *SQS) Stop() error { return s.moto.Stop() }
 
 // Close stops the server and removes its log. It is safe to call more than
 // once, and after Stop.
-func (s *SQS) Close() error {
-	s.closeOnce.Do(func() {
-		var errs []error
-		errs = append(errs, s.Stop())
-		if err := os.RemoveAll(s.dir); err != nil {
-			errs = append(errs, fmt.Errorf("remove SQS stand-in files: %w", err))
-		}
-		s.closeErr = errors.Join(errs...)
-	})
-	return s.closeErr
-}
+func (s *SQS) Close() error { return s.moto.Close() }

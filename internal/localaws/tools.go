@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 )
@@ -24,12 +23,6 @@ const (
 	// RIETool is the Lambda Runtime Interface Emulator binary.
 	RIETool = "aws-lambda-rie"
 )
-
-// sqsPackage is the npm package scripts/sqsserver.mjs imports.
-const sqsPackage = "local-aws-sqs"
-
-// sqsScript is the path, relative to the repository root, of the SQS launcher.
-const sqsScript = "scripts/sqsserver.mjs"
 
 // RepoRoot returns the directory of this repository's go.mod, found by
 // walking up from the working directory. A go.mod of another module on the
@@ -127,31 +120,10 @@ func VenvPython() (string, error) {
 	return python, nil
 }
 
-// sqsServerCommand returns the node binary and the absolute path of
-// scripts/sqsserver.mjs, after checking that local-aws-sqs is installed.
-func sqsServerCommand() (node, script string, err error) {
-	node, err = exec.LookPath("node")
-	if err != nil {
-		return "", "", fmt.Errorf("node not found on PATH (needed for %s): run `make tools`", sqsPackage)
-	}
-	root, err := RepoRoot()
-	if err != nil {
-		return "", "", fmt.Errorf("locate %s: %w", sqsPackage, err)
-	}
-	pkg := filepath.Join(root, "node_modules", sqsPackage)
-	if _, err := os.Stat(filepath.Join(pkg, "package.json")); err != nil {
-		return "", "", fmt.Errorf("%s not found in %s: run `make tools`", sqsPackage, filepath.Dir(pkg))
-	}
-	script = filepath.Join(root, filepath.FromSlash(sqsScript))
-	if _, err := os.Stat(script); err != nil {
-		return "", "", fmt.Errorf("SQS launcher %s: %w", script, err)
-	}
-	return node, script, nil
-}
-
 // CheckTools reports every stand-in that cannot be started: a missing
-// local-kms or aws-lambda-rie binary, a missing node, or a missing
-// local-aws-sqs package. It returns nil when all are present.
+// local-kms or aws-lambda-rie binary, or a missing Python tools venv (moto,
+// which serves SQS, STS and CloudTrail's trail APIs). It returns nil when
+// all are present.
 func CheckTools() error {
 	var errs []error
 	for _, name := range []string{LocalKMSTool, RIETool} {
@@ -159,7 +131,7 @@ func CheckTools() error {
 			errs = append(errs, err)
 		}
 	}
-	if _, _, err := sqsServerCommand(); err != nil {
+	if _, err := VenvPython(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
