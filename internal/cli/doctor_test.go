@@ -4,16 +4,18 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"encoding/xml"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
-	"regexp"
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/cli"
 	"github.com/kms-autotagger/kms-autotagger/internal/doctor"
@@ -22,285 +24,100 @@ import (
 
 const (
 	doctorAccount = "111122223333"
-	// doctorOperatorARN is the caller the STS server reports unless told
-	// otherwise: a session of doctorOperatorRole.
+	// doctorOperatorARN is the caller the doctor sees unless a test says
+	// otherwise: a session of doctorOperatorRole, assumed in moto.
 	doctorOperatorARN  = "arn:aws:sts::111122223333:assumed-role/KMSAutoTaggerOperator/jane"
 	doctorOperatorRole = "arn:aws:iam::111122223333:role/ops/KMSAutoTaggerOperator"
+	// doctorTrailBucket is the S3 bucket of every trail.
+	doctorTrailBucket = "trail-bucket-" + doctorAccount
+	// doctorUnknownKey is an access key moto did not issue.
+	doctorUnknownKey = "AKIDEXAMPLE"
 )
 
-// doctorSigV4Scope reads region and service from a SigV4 Authorization
-// header: "AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, ...".
-var doctorSigV4Scope = regexp.MustCompile(`^AWS4-HMAC-SHA256 Credential=[^/]+/\d{8}/([^/]+)/([^/]+)/aws4_request,`)
-
-// doctorSignedFor returns the region of a request signed for service, or an error
-// saying how it is not.
-func doctorSignedFor(r *http.Request, service string) (string, error) {
-	m := doctorSigV4Scope.FindStringSubmatch(r.Header.Get("Authorization"))
-	switch {
-	case m == nil:
-		return "", fmt.Errorf("request is not signed with SigV4: Authorization %q", r.Header.Get("Authorization"))
-	case m[2] != service:
-		return "", fmt.Errorf("request is signed for service %q, not %q", m[2], service)
-	}
-	return m[1], nil
-}
-
-// trail is one trail of the CloudTrail server's account.
+// doctorTrail is one trail of the account, created in moto in its home
+// region.
 type doctorTrail struct {
 	name         string
 	home         string
 	multiRegion  bool
 	organization bool
 	logging      bool
-	// basic and advanced are the event selectors as CloudTrail sends them;
-	// a trail has one kind or the other. Neither means the default
-	// selector (all management events).
-	basic    []map[string]any
-	advanced []map[string]any
+	// basic and advanced are the event selectors put on the trail; a trail
+	// has one kind or the other. Neither means the default selector (all
+	// management events).
+	basic    []cttypes.EventSelector
+	advanced []cttypes.AdvancedEventSelector
 }
 
 func (t doctorTrail) arn() string {
 	return fmt.Sprintf("arn:aws:cloudtrail:%s:%s:trail/%s", t.home, doctorAccount, t.name)
 }
 
-// doctorCTCall is one request the CloudTrail server answered.
+// doctorDefaultSelector is the event selector CloudTrail gives a new trail:
+// all management events. moto gives a new trail none, so doctorStack.set
+// puts this one on the trails that are given no other.
+var doctorDefaultSelector = []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeAll, IncludeManagementEvents: aws.Bool(true),
+	DataResources: []cttypes.DataResource{}, ExcludeManagementEventSources: []string{}}}
+
+// doctorCTCall is one CloudTrail request the doctor made.
 type doctorCTCall struct {
 	region, op string
 	body       map[string]any
 }
 
-// doctorCloudTrail serves the CloudTrail calls the doctor makes, in the
-// AWS JSON 1.1 protocol the SDK speaks (POST /, X-Amz-Target
-// CloudTrail_20131101.OPERATION, JSON bodies, errors as __type), for the
-// trails of one account. Like CloudTrail, in a region it shows the trails
-// homed there and the multi-Region trails homed elsewhere (shadow trails,
-// found by ARN only).
-type doctorCloudTrail struct {
-	*httptest.Server
-	mu     sync.Mutex
-	trails []doctorTrail
-	deny   map[string]bool // operations refused with AccessDeniedException
-	calls  []doctorCTCall
-}
-
-func startDoctorCloudTrail(t *testing.T) *doctorCloudTrail {
-	s := &doctorCloudTrail{}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *doctorCloudTrail) set(deny []string, trails ...doctorTrail) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.trails, s.calls, s.deny = trails, nil, map[string]bool{}
-	for _, op := range deny {
-		s.deny[op] = true
-	}
-}
-
-func (s *doctorCloudTrail) callLog() []doctorCTCall {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]doctorCTCall(nil), s.calls...)
-}
-
-func (s *doctorCloudTrail) serve(w http.ResponseWriter, r *http.Request) {
-	fail := func(status int, code, msg string) {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-ErrorType", code)
-		w.WriteHeader(status)
-		_ = json.NewEncoder(w).Encode(map[string]string{"__type": code, "message": msg})
-	}
-	region, err := doctorSignedFor(r, "cloudtrail")
-	if err != nil {
-		fail(http.StatusForbidden, "IncompleteSignatureException", err.Error())
-		return
-	}
-	op, ok := strings.CutPrefix(r.Header.Get("X-Amz-Target"), "CloudTrail_20131101.")
-	if r.Method != http.MethodPost || r.URL.Path != "/" || !ok ||
-		r.Header.Get("Content-Type") != "application/x-amz-json-1.1" {
-		fail(http.StatusBadRequest, "UnknownOperationException", fmt.Sprintf("not a CloudTrail call: %s %s target %q content type %q",
-			r.Method, r.URL.Path, r.Header.Get("X-Amz-Target"), r.Header.Get("Content-Type")))
-		return
-	}
-	var body map[string]any
-	if err := json.NewDecoder(r.Body).Decode(&body); err != nil {
-		fail(http.StatusBadRequest, "SerializationException", "body is not a JSON object: "+err.Error())
-		return
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls = append(s.calls, doctorCTCall{region: region, op: op, body: body})
-	if s.deny[op] {
-		fail(http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: "+
-			"cloudtrail:%s because no identity-based policy allows the cloudtrail:%s action", doctorOperatorARN, op, op))
-		return
-	}
-	visible := func(t doctorTrail) bool { return t.home == region || t.multiRegion }
-	find := func(id any) (doctorTrail, bool) {
-		for _, t := range s.trails {
-			if (id == t.arn() && visible(t)) || (id == t.name && t.home == region) {
-				return t, true
-			}
-		}
-		return doctorTrail{}, false
-	}
-	reply := func(v any) {
-		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
-		w.Header().Set("X-Amzn-RequestId", "3b5f1e2c-0000-4000-8000-000000000000")
-		_ = json.NewEncoder(w).Encode(v)
-	}
-	switch op {
-	case "DescribeTrails":
-		shadows, _ := body["includeShadowTrails"].(bool)
-		list := []map[string]any{}
-		for _, t := range s.trails {
-			if t.home == region || (shadows && t.multiRegion) {
-				list = append(list, map[string]any{
-					"Name": t.name, "TrailARN": t.arn(), "HomeRegion": t.home, "S3BucketName": "trail-bucket-" + doctorAccount,
-					"IncludeGlobalServiceEvents": true, "IsMultiRegionTrail": t.multiRegion, "IsOrganizationTrail": t.organization,
-					"LogFileValidationEnabled": true, "HasCustomEventSelectors": t.basic != nil || t.advanced != nil,
-					"HasInsightSelectors": false,
-				})
-			}
-		}
-		reply(map[string]any{"trailList": list})
-	case "GetTrailStatus":
-		t, ok := find(body["Name"])
-		if !ok {
-			fail(http.StatusBadRequest, "TrailNotFoundException", fmt.Sprintf("Unknown trail: %v for the user: %s", body["Name"], doctorAccount))
-			return
-		}
-		status := map[string]any{"IsLogging": t.logging, "StartLoggingTime": 1.7735e9, "TimeLoggingStarted": "2026-03-14T13:20:00Z",
-			"LatestDeliveryTime": 1.773500966e9, "LatestDeliveryAttemptSucceeded": "2026-03-14T15:09:26Z"}
-		if !t.logging {
-			status["StopLoggingTime"], status["TimeLoggingStopped"] = 1.7736e9, "2026-03-15T17:06:40Z"
-		}
-		reply(status)
-	case "GetEventSelectors":
-		t, ok := find(body["TrailName"])
-		if !ok {
-			fail(http.StatusBadRequest, "TrailNotFoundException", fmt.Sprintf("Unknown trail: %v for the user: %s", body["TrailName"], doctorAccount))
-			return
-		}
-		out := map[string]any{"TrailARN": t.arn()}
-		switch {
-		case t.advanced != nil:
-			out["AdvancedEventSelectors"] = t.advanced
-		case t.basic != nil:
-			out["EventSelectors"] = t.basic
-		default:
-			out["EventSelectors"] = []map[string]any{{"ReadWriteType": "All", "IncludeManagementEvents": true,
-				"DataResources": []any{}, "ExcludeManagementEventSources": []any{}}}
-		}
-		reply(out)
-	default:
-		fail(http.StatusBadRequest, "UnknownOperationException", "the test server does not serve "+op)
-	}
-}
-
-// doctorSTS serves GetCallerIdentity in the AWS Query protocol: a
-// form-encoded POST answered with XML.
-type doctorSTS struct {
-	*httptest.Server
-	mu      sync.Mutex
-	arn     string
-	errCode string // when set, the call fails with this code
-	calls   int
-}
-
-func startDoctorSTS(t *testing.T) *doctorSTS {
-	s := &doctorSTS{arn: doctorOperatorARN}
-	s.Server = httptest.NewServer(http.HandlerFunc(s.serve))
-	t.Cleanup(s.Close)
-	return s
-}
-
-func (s *doctorSTS) set(arn, errCode string) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.arn, s.errCode = arn, errCode
-}
-
-func (s *doctorSTS) serve(w http.ResponseWriter, r *http.Request) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.calls++
-	w.Header().Set("Content-Type", "text/xml")
-	w.Header().Set("X-Amzn-RequestId", "c6104cbe-af31-11e0-8154-cbc7ccf896c7")
-	fail := func(status int, code, msg string) {
-		w.WriteHeader(status)
-		fmt.Fprintf(w, `<ErrorResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><Error><Type>Sender</Type>`+
-			`<Code>%s</Code><Message>%s</Message></Error><RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId></ErrorResponse>`,
-			code, doctorXMLEscape(msg))
-	}
-	if _, err := doctorSignedFor(r, "sts"); err != nil {
-		fail(http.StatusForbidden, "IncompleteSignature", err.Error())
-		return
-	}
-	if err := r.ParseForm(); err != nil || r.Method != http.MethodPost ||
-		r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" ||
-		r.PostForm.Get("Action") != "GetCallerIdentity" || r.PostForm.Get("Version") != "2011-06-15" {
-		fail(http.StatusBadRequest, "InvalidAction", fmt.Sprintf("not a GetCallerIdentity call: %s %q %v", r.Method, r.Header.Get("Content-Type"), r.PostForm))
-		return
-	}
-	if s.errCode != "" {
-		fail(http.StatusForbidden, s.errCode, "The security token included in the request is invalid.")
-		return
-	}
-	account := strings.Split(s.arn, ":")[4]
-	fmt.Fprintf(w, `<GetCallerIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/">
-  <GetCallerIdentityResult>
-    <Arn>%s</Arn>
-    <UserId>AROA3XFRBF535PLBIFPI4:jane</UserId>
-    <Account>%s</Account>
-  </GetCallerIdentityResult>
-  <ResponseMetadata>
-    <RequestId>c6104cbe-af31-11e0-8154-cbc7ccf896c7</RequestId>
-  </ResponseMetadata>
-</GetCallerIdentityResponse>
-`, doctorXMLEscape(s.arn), account)
-}
-
-func doctorXMLEscape(s string) string {
-	var b bytes.Buffer
-	_ = xml.EscapeText(&b, []byte(s))
-	return b.String()
-}
-
-// doctorStack is the doctor's world: the CloudTrail and STS servers, the SQS
-// stand-in with a dead-letter queue, and the environment pointing the real
-// SDK clients at them (set with t.Setenv, so its tests are not parallel).
+// doctorStack is the doctor's world: moto serving STS, S3 and CloudTrail's
+// trail APIs for the account, the SQS stand-in with a dead-letter queue,
+// and the environment pointing the real SDK clients at them (set with
+// t.Setenv, so its tests are not parallel). The doctor runs as a session
+// of doctorOperatorRole.
+//
+// moto's proxy answers what moto does not: the AccessDeniedException of
+// the CloudTrail operations in deny (moto's own IAM enforcement answers
+// CloudTrail's JSON protocol with an XML AccessDenied the SDK cannot read,
+// code "403"), and the refusal of a key moto did not issue (moto serves
+// such a key as its default account 123456789012, arn:aws:sts::...:user/moto):
+// STS's InvalidClientTokenId and CloudTrail's UnrecognizedClientException.
 type doctorStack struct {
-	ct       *doctorCloudTrail
-	sts      *doctorSTS
+	moto     *localaws.Moto
 	sqs      *localaws.SQS
 	queueURL string
+	operator aws.Credentials
+
+	mu     sync.Mutex
+	deny   map[string]bool // CloudTrail operations refused with AccessDeniedException
+	trails []doctorTrail   // the trails in moto
 }
 
 func startDoctorStack(t *testing.T) *doctorStack {
 	t.Helper()
-	q, err := localaws.StartSQS(context.Background(), localaws.SQSOptions{Account: doctorAccount})
+	ctx := context.Background()
+	m, err := localaws.StartMoto(ctx, localaws.MotoOptions{Account: doctorAccount})
+	if err != nil {
+		t.Fatalf("starting moto: %v", err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{Account: doctorAccount})
 	if err != nil {
 		t.Fatalf("starting SQS stand-in: %v", err)
 	}
 	t.Cleanup(func() { _ = q.Close() })
-	queueURL, err := q.CreateQueue(context.Background(), "autotagger-dlq")
+	queueURL, err := q.CreateQueue(ctx, "autotagger-dlq")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &doctorStack{ct: startDoctorCloudTrail(t), sts: startDoctorSTS(t), sqs: q, queueURL: queueURL}
+	if err := m.CreateBucket(ctx, "us-east-1", doctorTrailBucket); err != nil {
+		t.Fatal(err)
+	}
+	s := &doctorStack{moto: m, sqs: q, queueURL: queueURL}
+	s.operator = s.assume(t, doctorOperatorRole, "jane")
+	m.SetHook(s.hook)
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_CLOUDTRAIL": s.ct.URL,
-		"AWS_ENDPOINT_URL_STS":        s.sts.URL,
+		"AWS_ENDPOINT_URL_CLOUDTRAIL": m.URL(),
+		"AWS_ENDPOINT_URL_STS":        m.URL(),
 		"AWS_ENDPOINT_URL_SQS":        q.URL(),
 		"AWS_REGION":                  "us-east-1",
 		"AWS_DEFAULT_REGION":          "",
 		"AWS_PROFILE":                 "",
-		"AWS_ACCESS_KEY_ID":           "AKIDEXAMPLE",
-		"AWS_SECRET_ACCESS_KEY":       "secret",
-		"AWS_SESSION_TOKEN":           "",
 		"AWS_CONFIG_FILE":             os.DevNull,
 		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
 		"AWS_EC2_METADATA_DISABLED":   "true",
@@ -308,7 +125,109 @@ func startDoctorStack(t *testing.T) *doctorStack {
 	} {
 		t.Setenv(k, v)
 	}
+	s.as(t, s.operator)
 	return s
+}
+
+// assume returns the credentials of a session of role in moto.
+func (s *doctorStack) assume(t *testing.T, role, session string) aws.Credentials {
+	t.Helper()
+	out, err := sts.NewFromConfig(s.moto.Config("us-east-1")).AssumeRole(context.Background(),
+		&sts.AssumeRoleInput{RoleArn: aws.String(role), RoleSessionName: aws.String(session)})
+	if err != nil {
+		t.Fatalf("AssumeRole %s: %v", role, err)
+	}
+	c := out.Credentials
+	return aws.Credentials{AccessKeyID: aws.ToString(c.AccessKeyId), SecretAccessKey: aws.ToString(c.SecretAccessKey), SessionToken: aws.ToString(c.SessionToken)}
+}
+
+// as makes the doctor run with creds, for the rest of the test.
+func (s *doctorStack) as(t *testing.T, creds aws.Credentials) {
+	t.Setenv("AWS_ACCESS_KEY_ID", creds.AccessKeyID)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", creds.SecretAccessKey)
+	t.Setenv("AWS_SESSION_TOKEN", creds.SessionToken)
+}
+
+// hook answers for moto what it does not (see doctorStack).
+func (s *doctorStack) hook(w http.ResponseWriter, r *http.Request, call localaws.MotoCall, next http.Handler) {
+	if call.Service == "sts" || call.Service == "cloudtrail" {
+		if account, err := s.moto.AccountOf(r.Context(), call.AccessKeyID); err == nil && account == localaws.MotoDefaultAccount {
+			const msg = "The security token included in the request is invalid."
+			if call.Service == "sts" {
+				localaws.WriteQueryError(w, http.StatusForbidden, "InvalidClientTokenId", msg)
+			} else {
+				localaws.WriteKMSError(w, http.StatusBadRequest, "UnrecognizedClientException", msg)
+			}
+			return
+		}
+	}
+	s.mu.Lock()
+	denied := call.Service == "cloudtrail" && s.deny[call.Operation]
+	s.mu.Unlock()
+	if denied {
+		// CloudTrail speaks awsJson1_1, as KMS does.
+		localaws.WriteKMSError(w, http.StatusBadRequest, "AccessDeniedException", fmt.Sprintf("User: %s is not authorized to perform: "+
+			"cloudtrail:%s because no identity-based policy allows the cloudtrail:%s action", doctorOperatorARN, call.Operation, call.Operation))
+		return
+	}
+	next.ServeHTTP(w, r)
+}
+
+// set replaces the account's trails with trails, created in moto, refuses
+// the CloudTrail operations in deny, and forgets moto's record of requests.
+func (s *doctorStack) set(t *testing.T, deny []string, trails ...doctorTrail) {
+	t.Helper()
+	ctx := context.Background()
+	client := func(region string) *cloudtrail.Client { return cloudtrail.NewFromConfig(s.moto.Config(region)) }
+	s.mu.Lock()
+	old := s.trails
+	s.trails, s.deny = nil, map[string]bool{}
+	for _, op := range deny {
+		s.deny[op] = true
+	}
+	s.mu.Unlock()
+	for _, tr := range old {
+		if _, err := client(tr.home).DeleteTrail(ctx, &cloudtrail.DeleteTrailInput{Name: aws.String(tr.name)}); err != nil {
+			t.Fatalf("DeleteTrail %s: %v", tr.name, err)
+		}
+	}
+	for _, tr := range trails {
+		c := client(tr.home)
+		if _, err := c.CreateTrail(ctx, &cloudtrail.CreateTrailInput{Name: aws.String(tr.name), S3BucketName: aws.String(doctorTrailBucket),
+			IsMultiRegionTrail: aws.Bool(tr.multiRegion), IsOrganizationTrail: aws.Bool(tr.organization)}); err != nil {
+			t.Fatalf("CreateTrail %s: %v", tr.name, err)
+		}
+		in := &cloudtrail.PutEventSelectorsInput{TrailName: aws.String(tr.name), EventSelectors: tr.basic, AdvancedEventSelectors: tr.advanced}
+		if tr.basic == nil && tr.advanced == nil {
+			in.EventSelectors = doctorDefaultSelector
+		}
+		if _, err := c.PutEventSelectors(ctx, in); err != nil {
+			t.Fatalf("PutEventSelectors %s: %v", tr.name, err)
+		}
+		if tr.logging {
+			if _, err := c.StartLogging(ctx, &cloudtrail.StartLoggingInput{Name: aws.String(tr.name)}); err != nil {
+				t.Fatalf("StartLogging %s: %v", tr.name, err)
+			}
+		}
+		s.mu.Lock()
+		s.trails = append(s.trails, tr)
+		s.mu.Unlock()
+	}
+	s.moto.ResetCalls()
+}
+
+// callLog returns the CloudTrail requests moto's proxy received since set.
+func (s *doctorStack) callLog(t *testing.T) []doctorCTCall {
+	t.Helper()
+	var out []doctorCTCall
+	for _, c := range s.moto.Calls("cloudtrail", localaws.AnyOperation) {
+		call := doctorCTCall{region: c.Region, op: c.Operation}
+		if err := json.Unmarshal(c.Body, &call.body); err != nil {
+			t.Fatalf("%s request body %q: %v", c.Operation, c.Body, err)
+		}
+		out = append(out, call)
+	}
+	return out
 }
 
 // runDoctor runs `autotagger doctor args...` through cli.Run.
@@ -399,8 +318,7 @@ func TestDoctorCommand(t *testing.T) {
 	queueARN := "arn:aws:sqs:us-east-1:" + doctorAccount + ":autotagger-dlq"
 
 	t.Run("healthy", func(t *testing.T) {
-		s.ct.set(nil, doctorManagementTrail)
-		s.sts.set(doctorOperatorARN, "")
+		s.set(t, nil, doctorManagementTrail)
 		code, r := runDoctorJSON(t, "--regions", "us-east-1, eu-west-1", "--expect-account", doctorAccount,
 			"--expect-role-arn", doctorOperatorRole, "--expect-principal", "KMSAutoTaggerOperator")
 		wantDoctorFailures(t, code, r)
@@ -419,7 +337,7 @@ func TestDoctorCommand(t *testing.T) {
 
 		// Every call went to the region checked, shadow trails included.
 		regions := map[string]int{}
-		for _, c := range s.ct.callLog() {
+		for _, c := range s.callLog(t) {
 			regions[c.region]++
 			switch c.op {
 			case "DescribeTrails":
@@ -442,8 +360,7 @@ func TestDoctorCommand(t *testing.T) {
 	})
 
 	t.Run("healthy text", func(t *testing.T) {
-		s.ct.set(nil, doctorManagementTrail)
-		s.sts.set(doctorOperatorARN, "")
+		s.set(t, nil, doctorManagementTrail)
 		code, stdout, stderr := runDoctor(t)
 		if code != cli.ExitOK {
 			t.Fatalf("exit %d, want 0\nstdout: %s\nstderr: %s", code, stdout, stderr)
@@ -473,34 +390,34 @@ func TestDoctorCommand(t *testing.T) {
 			mentions: []string{"trail audit (home us-east-1, multi-Region): NOT logging", "start-logging --name arn:aws:cloudtrail:us-east-1:111122223333:trail/audit --region us-east-1"}},
 		{name: "management events excluded", status: doctor.Fail,
 			trails: []doctorTrail{{name: "data-only", home: "us-east-1", logging: true,
-				basic: []map[string]any{{"ReadWriteType": "All", "IncludeManagementEvents": false,
-					"DataResources": []any{map[string]any{"Type": "AWS::S3::Object", "Values": []any{"arn:aws:s3"}}}}}}},
+				basic: []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeAll, IncludeManagementEvents: aws.Bool(false),
+					DataResources: []cttypes.DataResource{{Type: aws.String("AWS::S3::Object"), Values: []string{"arn:aws:s3"}}}}}}},
 			mentions: []string{"IncludeManagementEvents false", "put-event-selectors"}},
 		{name: "read-only management events", status: doctor.Fail,
 			trails: []doctorTrail{{name: "reads", home: "us-east-1", logging: true,
-				basic: []map[string]any{{"ReadWriteType": "ReadOnly", "IncludeManagementEvents": true}}}},
+				basic: []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeReadOnly, IncludeManagementEvents: aws.Bool(true)}}}},
 			mentions: []string{"ReadWriteType ReadOnly"}},
 		{name: "KMS excluded", status: doctor.Fail,
 			trails: []doctorTrail{{name: "no-kms", home: "us-east-1", multiRegion: true, logging: true,
-				basic: []map[string]any{{"ReadWriteType": "All", "IncludeManagementEvents": true,
-					"ExcludeManagementEventSources": []any{"kms.amazonaws.com"}}}}},
+				basic: []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeAll, IncludeManagementEvents: aws.Bool(true),
+					ExcludeManagementEventSources: []string{"kms.amazonaws.com"}}}}},
 			mentions: []string{"excludes kms.amazonaws.com (ExcludeManagementEventSources)"}},
 		{name: "write-only management events", status: doctor.Pass,
 			trails: []doctorTrail{{name: "writes", home: "us-east-1", logging: true,
-				basic: []map[string]any{{"ReadWriteType": "WriteOnly", "IncludeManagementEvents": true}}}},
+				basic: []cttypes.EventSelector{{ReadWriteType: cttypes.ReadWriteTypeWriteOnly, IncludeManagementEvents: aws.Bool(true)}}}},
 			mentions: []string{"ReadWriteType WriteOnly"}},
 		{name: "advanced selectors record writes", status: doctor.Pass,
-			trails: []doctorTrail{{name: "advanced", home: "us-east-1", logging: true, advanced: []map[string]any{{
-				"Name": "Management writes", "FieldSelectors": []any{
-					map[string]any{"Field": "eventCategory", "Equals": []any{"Management"}},
-					map[string]any{"Field": "readOnly", "Equals": []any{"false"}},
+			trails: []doctorTrail{{name: "advanced", home: "us-east-1", logging: true, advanced: []cttypes.AdvancedEventSelector{{
+				Name: aws.String("Management writes"), FieldSelectors: []cttypes.AdvancedFieldSelector{
+					{Field: aws.String("eventCategory"), Equals: []string{"Management"}},
+					{Field: aws.String("readOnly"), Equals: []string{"false"}},
 				}}}}},
 			mentions: []string{`advanced selector "Management writes" records`}},
 		{name: "advanced selectors exclude KMS", status: doctor.Fail,
-			trails: []doctorTrail{{name: "advanced", home: "us-east-1", logging: true, advanced: []map[string]any{{
-				"Name": "Management without KMS", "FieldSelectors": []any{
-					map[string]any{"Field": "eventCategory", "Equals": []any{"Management"}},
-					map[string]any{"Field": "eventSource", "NotEquals": []any{"kms.amazonaws.com"}},
+			trails: []doctorTrail{{name: "advanced", home: "us-east-1", logging: true, advanced: []cttypes.AdvancedEventSelector{{
+				Name: aws.String("Management without KMS"), FieldSelectors: []cttypes.AdvancedFieldSelector{
+					{Field: aws.String("eventCategory"), Equals: []string{"Management"}},
+					{Field: aws.String("eventSource"), NotEquals: []string{"kms.amazonaws.com"}},
 				}}}}},
 			mentions: []string{"eventSource NotEquals [kms.amazonaws.com]"}},
 		{name: "multi-Region trail of another region counts", status: doctor.Pass,
@@ -521,8 +438,7 @@ func TestDoctorCommand(t *testing.T) {
 	}
 	for _, tc := range doctorTrailCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s.ct.set(tc.deny, tc.trails...)
-			s.sts.set(doctorOperatorARN, "")
+			s.set(t, tc.deny, tc.trails...)
 			code, r := runDoctorJSON(t, "--regions", "us-east-1")
 			failed := []string{}
 			if tc.status == doctor.Fail {
@@ -535,12 +451,12 @@ func TestDoctorCommand(t *testing.T) {
 
 	t.Run("shadow trail read by ARN in the region checked", func(t *testing.T) {
 		central := doctorTrail{name: "central", home: "eu-west-1", multiRegion: true, logging: true}
-		s.ct.set(nil, central)
+		s.set(t, nil, central)
 		if code, r := runDoctorJSON(t, "--regions", "us-east-1"); code != cli.ExitOK {
 			t.Fatalf("exit %d, want 0: %+v", code, r)
 		}
 		var got []string
-		for _, c := range s.ct.callLog() {
+		for _, c := range s.callLog(t) {
 			id, _ := c.body["Name"].(string)
 			if tid, ok := c.body["TrailName"].(string); ok {
 				id = tid
@@ -553,43 +469,60 @@ func TestDoctorCommand(t *testing.T) {
 		}
 	})
 
+	operator := func(*testing.T) aws.Credentials { return s.operator }
+	admin := func(t *testing.T) aws.Credentials { return s.assume(t, "arn:aws:iam::111122223333:role/Admin", "jane") }
+	var janeCreds aws.Credentials
+	jane := func(t *testing.T) aws.Credentials {
+		if janeCreds.AccessKeyID == "" {
+			p, err := s.moto.NewUser(context.Background(), doctorAccount, "jane")
+			if err != nil {
+				t.Fatal(err)
+			}
+			janeCreds, _ = p.Retrieve(context.Background())
+		}
+		return janeCreds
+	}
+	unknown := func(*testing.T) aws.Credentials {
+		return aws.Credentials{AccessKeyID: doctorUnknownKey, SecretAccessKey: "secret"}
+	}
 	doctorIdentityCases := []struct {
 		name     string
-		arn      string
-		errCode  string
+		creds    func(*testing.T) aws.Credentials
 		args     []string
 		status   doctor.Status
+		failed   []string // the other checks that fail
 		mentions []string
 	}{
-		{name: "wrong account", arn: doctorOperatorARN, args: []string{"--expect-account", "444455556666"}, status: doctor.Fail,
+		{name: "wrong account", creds: operator, args: []string{"--expect-account", "444455556666"}, status: doctor.Fail,
 			mentions: []string{"the credentials are for account 111122223333, not the expected 444455556666", "use credentials of account 444455556666"}},
-		{name: "wrong role", arn: "arn:aws:sts::111122223333:assumed-role/Admin/jane", args: []string{"--expect-role-arn", doctorOperatorRole},
+		{name: "wrong role", creds: admin, args: []string{"--expect-role-arn", doctorOperatorRole},
 			status: doctor.Fail, mentions: []string{"is not " + doctorOperatorRole + " or a session of it", "assume " + doctorOperatorRole}},
-		{name: "principal does not contain", arn: "arn:aws:iam::111122223333:user/jane", args: []string{"--expect-principal", "KMSAutoTagger"},
+		{name: "principal does not contain", creds: jane, args: []string{"--expect-principal", "KMSAutoTagger"},
 			status: doctor.Fail, mentions: []string{`does not contain "KMSAutoTagger"`}},
-		{name: "exact principal", arn: "arn:aws:iam::111122223333:user/jane",
+		{name: "exact principal", creds: jane,
 			args:   []string{"--expect-account", doctorAccount, "--expect-role-arn", "arn:aws:iam::111122223333:user/jane"},
 			status: doctor.Pass, mentions: []string{"account 111122223333 as arn:aws:iam::111122223333:user/jane"}},
-		{name: "credentials refused", errCode: "InvalidClientTokenId", status: doctor.Fail,
+		// A key moto did not issue is refused by CloudTrail too (the SQS
+		// stand-in serves any key).
+		{name: "credentials refused", creds: unknown, status: doctor.Fail, failed: []string{"cloudtrail us-east-1"},
 			mentions: []string{"cannot tell who the credentials are", "InvalidClientTokenId", "AWS_PROFILE"}},
 	}
 	for _, tc := range doctorIdentityCases {
 		t.Run(tc.name, func(t *testing.T) {
-			s.ct.set(nil, doctorManagementTrail)
-			s.sts.set(tc.arn, tc.errCode)
+			s.set(t, nil, doctorManagementTrail)
+			s.as(t, tc.creds(t))
 			code, r := runDoctorJSON(t, tc.args...)
 			failed := []string{}
 			if tc.status == doctor.Fail {
 				failed = append(failed, "identity")
 			}
-			wantDoctorFailures(t, code, r, failed...)
+			wantDoctorFailures(t, code, r, append(failed, tc.failed...)...)
 			wantDoctorCheck(t, r, "identity", "", tc.status, tc.mentions...)
 		})
 	}
 
 	t.Run("settings invalid", func(t *testing.T) {
-		s.ct.set(nil, doctorManagementTrail)
-		s.sts.set(doctorOperatorARN, "")
+		s.set(t, nil, doctorManagementTrail)
 		t.Setenv("MAX_ATTEMPTS", "0")
 		code, r := runDoctorJSON(t)
 		wantDoctorFailures(t, code, r, "settings")
@@ -597,8 +530,7 @@ func TestDoctorCommand(t *testing.T) {
 	})
 
 	t.Run("dead-letter queue unset", func(t *testing.T) {
-		s.ct.set(nil, doctorManagementTrail)
-		s.sts.set(doctorOperatorARN, "")
+		s.set(t, nil, doctorManagementTrail)
 		t.Setenv("DEAD_LETTER_QUEUE_URL", "")
 		code, r := runDoctorJSON(t)
 		wantDoctorFailures(t, code, r, "dead-letter-queue")
@@ -606,8 +538,7 @@ func TestDoctorCommand(t *testing.T) {
 	})
 
 	t.Run("dead-letter queue does not exist", func(t *testing.T) {
-		s.ct.set(nil, doctorManagementTrail)
-		s.sts.set(doctorOperatorARN, "")
+		s.set(t, nil, doctorManagementTrail)
 		t.Setenv("DEAD_LETTER_QUEUE_URL", strings.TrimSuffix(s.queueURL, "autotagger-dlq")+"no-such-queue")
 		code, r := runDoctorJSON(t)
 		wantDoctorFailures(t, code, r, "dead-letter-queue")
@@ -649,8 +580,7 @@ func TestDoctorCommand(t *testing.T) {
 
 	// Last: it stops the SQS stand-in.
 	t.Run("dead-letter queue unreachable", func(t *testing.T) {
-		s.ct.set(nil, doctorManagementTrail)
-		s.sts.set(doctorOperatorARN, "")
+		s.set(t, nil, doctorManagementTrail)
 		if err := s.sqs.Stop(); err != nil {
 			t.Fatal(err)
 		}
