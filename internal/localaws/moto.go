@@ -133,14 +133,15 @@ type MotoHook func(w http.ResponseWriter, r *http.Request, call MotoCall, next h
 // Every account's data lives in the server's memory and is lost when it
 // stops.
 //
-// The proxy mends one gap of moto 5.2.1, measured against CloudTrail: moto
-// finds the trail of GetEventSelectors only among the trails homed in the
-// region the request is signed for, and answers TrailNotFoundException for
-// the ARN of a multi-Region trail homed elsewhere (a shadow trail), which
-// CloudTrail answers with that trail's selectors, as GetTrailStatus does in
-// moto too. The proxy sends such a request to moto signed for the ARN's
-// region, when moto's GetTrailStatus finds the trail in the region of the
-// request (the call is recorded with the region it was signed for).
+// The proxy mends one gap of moto 5.2.1 (TestMotoShadowTrail): moto finds
+// the trail of GetEventSelectors only among the trails homed in the region
+// the request is signed for, and answers TrailNotFoundException for the ARN
+// of a multi-Region trail homed elsewhere (a shadow trail), where CloudTrail
+// reads a shadow trail by its ARN in any region it covers, as moto's own
+// GetTrailStatus does. The proxy sends such a request to moto signed for
+// the ARN's region, when moto's GetTrailStatus finds the trail in the
+// region of the request (the call is recorded with the region it was
+// signed for).
 func StartMoto(ctx context.Context, opts MotoOptions) (*Moto, error) {
 	account := opts.Account
 	if account == "" {
