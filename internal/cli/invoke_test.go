@@ -27,7 +27,7 @@ func lastLine(t *testing.T, stdout string) map[string]any {
 
 func TestInvoke(t *testing.T) {
 	ctx := context.Background()
-	localawstest.Start(t, localawstest.Options{
+	st := localawstest.Start(t, localawstest.Options{
 		Seeds: map[string][]localaws.SeedKey{
 			"us-east-1": {{KeyID: "8c4babd3-5fba-4e9f-811e-43d105f9a340"}},
 			"eu-west-1": {{KeyID: "mrk-9db9f3010c164289b78e44d2c67c2b81"}},
@@ -39,6 +39,11 @@ func TestInvoke(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	created, err := os.ReadFile(sample("createkey_iamuser.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.Recorded(t, created, replica) // the seeded keys, as created when the samples say
 	notJSON := filepath.Join(t.TempDir(), "bad.json")
 	if err := os.WriteFile(notJSON, []byte("{not json"), 0o644); err != nil {
 		t.Fatal(err)

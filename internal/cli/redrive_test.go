@@ -66,7 +66,9 @@ func TestRedriveCommand(t *testing.T) {
 			"us-east-1": {{KeyID: "8c4babd3-5fba-4e9f-811e-43d105f9a340"}},
 			"eu-west-1": {{KeyID: "mrk-9db9f3010c164289b78e44d2c67c2b81"}},
 		},
-		Env: map[string]string{"MAX_BACKOFF": "10ms", "TAG_RATE_LIMIT": "0"},
+		// The redrive confirms each creation event in CloudTrail's history.
+		CloudTrail: &localaws.CloudTrailOptions{},
+		Env:        map[string]string{"MAX_BACKOFF": "10ms", "TAG_RATE_LIMIT": "0"},
 	})
 	k, q, queueURL := s.KMS, s.SQS, s.QueueURL
 	if _, err := k.Client("us-east-1").ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(redrivePendingKey), PendingWindowInDays: aws.Int32(7)}); err != nil {
@@ -83,9 +85,11 @@ func TestRedriveCommand(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		body = localawstest.Fresh(t, body)
 		if _, err := q.Client().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(string(body)), MessageAttributes: attrs}); err != nil {
 			t.Fatal(err)
 		}
+		s.Recorded(t, body) // real calls: the keys and CloudTrail's history hold them
 	}
 	if _, err := q.Client().SendMessage(ctx, &sqs.SendMessageInput{QueueUrl: aws.String(queueURL), MessageBody: aws.String(`{"hello":"world"}`)}); err != nil {
 		t.Fatal(err)

@@ -220,13 +220,8 @@ func prepareKeys(ctx context.Context, k *localaws.KMS, samples []sample, pending
 		}
 		client := k.Client(key.Region)
 		// local-kms dates every key now and has no multi-Region keys: the
-		// stand-in says what KMS would of the key the sample names, its
-		// creation at the sample's time and, for a replica, its primary.
-		facts := localaws.KeyFacts{CreationDate: key.EventTime}
-		if key.EventName == events.EventNameReplicateKey || key.MultiRegionKeyType == events.MultiRegionReplica {
-			facts.PrimaryARN = key.PrimaryKeyARN
-		}
-		k.SetKeyFacts(key.KeyARN, facts)
+		// stand-in says what KMS would of the key the sample names.
+		k.AsCreatedBy(key)
 		if len(key.RequestTags) > 0 {
 			in := &kms.TagResourceInput{KeyId: aws.String(key.KeyARN)}
 			for _, t := range key.RequestTags {

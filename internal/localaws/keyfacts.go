@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 )
 
 // KeyFacts are what the KMS stand-in says of a key beyond what local-kms
@@ -40,6 +42,18 @@ func (k *KMS) SetKeyFacts(keyARN string, f KeyFacts) {
 		k.facts.facts = make(map[string]KeyFacts)
 	}
 	k.facts.facts[keyARN] = f
+}
+
+// AsCreatedBy makes the stand-in describe the key of ev as KMS would right
+// after the call ev records: created at its eventTime and, for a
+// ReplicateKey or the CreateKey of a replica, a replica of its primary. For
+// fixed samples (events/) whose keys local-kms makes now.
+func (k *KMS) AsCreatedBy(ev *events.KeyEvent) {
+	f := KeyFacts{CreationDate: ev.EventTime}
+	if ev.EventName == events.EventNameReplicateKey || ev.MultiRegionKeyType == events.MultiRegionReplica {
+		f.PrimaryARN = ev.PrimaryKeyARN
+	}
+	k.SetKeyFacts(ev.KeyARN, f)
 }
 
 // wrap returns next, with the DescribeKey answers rewritten.

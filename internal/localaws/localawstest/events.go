@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"sort"
 	"strings"
+	"testing"
 	"time"
 )
 
@@ -92,4 +93,25 @@ func envelopeID(eventID string) string {
 		return "6a7e8feb-b491-4cf7-a9f1-" + strings.Repeat("0", 12-len(eventID)) + eventID
 	}
 	return "6a7e8feb-b491-4cf7-a9f1-" + eventID[len(eventID)-12:]
+}
+
+// Fresh returns the sample event raw as if it had just happened: its
+// eventTime and the envelope's time set to EventTime, so that CloudTrail's
+// event history (90 days) holds it. It fails tb when raw is not an event.
+func Fresh(tb testing.TB, raw []byte) []byte {
+	tb.Helper()
+	var env map[string]any
+	if err := json.Unmarshal(raw, &env); err != nil {
+		tb.Fatalf("sample is not an event: %v", err)
+	}
+	detail, ok := env["detail"].(map[string]any)
+	if !ok {
+		tb.Fatal("sample has no detail")
+	}
+	env["time"], detail["eventTime"] = EventTime, EventTime
+	b, err := json.Marshal(env)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return b
 }

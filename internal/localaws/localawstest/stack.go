@@ -15,6 +15,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -153,6 +154,32 @@ func (s *Stack) TagKey(tb testing.TB, keyARN string, tags map[string]string) {
 	}
 	if _, err := s.KMS.Client(RegionOf(keyARN)).TagResource(context.Background(), in); err != nil {
 		tb.Fatalf("TagResource %s: %v", keyARN, err)
+	}
+}
+
+// Recorded makes the stand-ins hold the calls the sample events record, as
+// AWS would after them: the key of each creation event described as created
+// at its time (localaws.KMS.AsCreatedBy) and, with the CloudTrail stand-in,
+// the record in its event history. Samples whose key cannot be read are
+// passed over.
+func (s *Stack) Recorded(tb testing.TB, samples ...[]byte) {
+	tb.Helper()
+	for _, raw := range samples {
+		dec, err := events.Decode(raw)
+		if err != nil || dec.Key == nil {
+			continue
+		}
+		s.KMS.AsCreatedBy(dec.Key)
+		if s.CloudTrail == nil {
+			continue
+		}
+		var env struct{ Detail json.RawMessage }
+		if err := json.Unmarshal(raw, &env); err != nil {
+			tb.Fatal(err)
+		}
+		if err := s.CloudTrail.AddEvent(dec.Key.EventRegion, env.Detail); err != nil {
+			tb.Fatalf("recording %s in the CloudTrail stand-in: %v", dec.EventID, err)
+		}
 	}
 }
 
