@@ -173,8 +173,8 @@ func WriteTable(w io.Writer, rep *Report, runErr error) error {
 	if s.Repair {
 		fmt.Fprintf(&b, ", %s after repairing %d", pct(s.CoverageAfterRepair), s.Repaired)
 	}
-	fmt.Fprintf(&b, ".\nTook %s with %d partitions at once (slowest partition %s, all partitions added up %s).\n",
-		s.Elapsed.Round(time.Millisecond), s.Parallel, seconds(s.SlowestPartitionSeconds), seconds(s.SumPartitionSeconds))
+	fmt.Fprintf(&b, ".\nTook %s, up to %d accounts-and-regions at once (the slowest %s, all added up %s).\n",
+		s.Elapsed.Round(time.Millisecond), min(s.Parallel, s.Partitions), seconds(s.SlowestPartitionSeconds), seconds(s.SumPartitionSeconds))
 	switch {
 	case s.NonCompliant == 0:
 		b.WriteString("Every key is compliant.\n")
