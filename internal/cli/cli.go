@@ -38,6 +38,7 @@ var commands = []command{
 	{"backfill", "tag the keys created before deployment, from CloudTrail event history", runBackfill},
 	{"doctor", "check that the tagger can work here: CloudTrail, dead-letter queue, credentials", doctorCmd},
 	{"redrive", "try the dead-letter queue's events again once the cause is fixed (--dry-run, --max N)", redriveCmd},
+	{"audit", "check every customer managed key's governance tags per account and region (--repair fixes them)", auditCmd},
 }
 
 func usage() string {
