@@ -11,6 +11,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
+	"github.com/kms-autotagger/kms-autotagger/internal/awssqs"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
@@ -30,12 +32,12 @@ func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger
 	if err != nil {
 		return nil, err
 	}
-	retryer := tagger.NewRetryer(cfg.Retry)
+	retryer := awskms.NewRetryer(cfg.Retry)
 	withRetryer := func(o *kms.Options) { o.Retryer = retryer }
-	rateLimit := tagger.WithRateLimit(cfg.TagRateLimit) // one bucket per client: per account and Region
-	var clients tagger.KMSClients = tagger.NewRegionalKMS(awsCfg, withRetryer, rateLimit)
+	rateLimit := awskms.WithRateLimit(cfg.TagRateLimit) // one bucket per client: per account and Region
+	var clients tagger.KMSClients = awskms.NewRegionalKMS(awsCfg, withRetryer, rateLimit)
 	if cfg.CrossAccount() {
-		clients = tagger.NewAccountKMS(awsCfg, sts.NewFromConfig(awsCfg), tagger.AccountKMSOptions{
+		clients = awskms.NewAccountKMS(awsCfg, sts.NewFromConfig(awsCfg), awskms.AccountKMSOptions{
 			HomeAccount: cfg.HomeAccountID,
 			RoleName:    cfg.MemberRoleName,
 			RolePath:    cfg.MemberRolePath,
@@ -49,12 +51,12 @@ func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger
 		DeadLetterReserve: cfg.DeadLetterReserve,
 	}
 	if cfg.DeadLetterQueueURL != "" {
-		h.DeadLetters = &tagger.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}
+		h.DeadLetters = &awssqs.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}
 	}
 	if cfg.TamperRepair {
 		// CloudTrail's event history finds the creation events of keys to
 		// repair and settles which of two creation events of a key is real.
-		finder := history.NewFinder(awsCfg, tagger.NewRegionalKMS(awsCfg, withRetryer))
+		finder := history.NewFinder(awsCfg, awskms.NewRegionalKMS(awsCfg, withRetryer))
 		h.Tamper = tagger.TamperRepair{Creations: finder, SelfRoleARN: cfg.TaggerRoleARN, TaggerRolePath: cfg.TaggerRolePath}
 		h.Confirmer = finder
 	}

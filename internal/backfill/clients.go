@@ -7,8 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/regional"
-	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 // LookupAPI is the part of the CloudTrail API the backfill calls.
@@ -43,10 +43,10 @@ type ClientsFunc func(region string) (LookupAPI, KeyAPI)
 // settings as the Lambda (throttling, 5xx and network faults, up to
 // retry.MaxAttempts attempts), except that NotFoundException is never
 // retried: a key missing long after its creation is gone, not late.
-func NewClients(cfg aws.Config, retry tagger.RetryOptions) ClientsFunc {
+func NewClients(cfg aws.Config, retry awskms.RetryOptions) ClientsFunc {
 	retry.NotFoundAttempts = 1
-	retryer := tagger.NewRetryer(retry)
-	keys := tagger.NewRegionalKMS(cfg, func(o *kms.Options) { o.Retryer = retryer })
+	retryer := awskms.NewRetryer(retry)
+	keys := awskms.NewRegionalKMS(cfg, func(o *kms.Options) { o.Retryer = retryer })
 	trails := regional.New(func(region string) *cloudtrail.Client {
 		return cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
 			o.Region = region

@@ -14,10 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/redrive"
-	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 const redriveHelp = `usage: autotagger redrive [--queue-url URL] [--dry-run] [--max N] [--output text|json]
@@ -124,7 +124,7 @@ func redriveCmd(ctx context.Context, args []string, stdio IO) int {
 		// A creation event is acted on only once CloudTrail's own record
 		// confirms it: a message someone put into the queue cannot plant
 		// tags.
-		Confirmer: history.NewFinder(awsCfg, tagger.NewRegionalKMS(awsCfg)),
+		Confirmer: history.NewFinder(awsCfg, awskms.NewRegionalKMS(awsCfg)),
 	})
 	if *output == "json" {
 		b, err := json.MarshalIndent(rep, "", "  ")

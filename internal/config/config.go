@@ -12,6 +12,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws/arn"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -87,7 +88,7 @@ type Config struct {
 	TagKeyPrefix       string
 	Names              tagger.Names
 	StaticTags         []tagger.Tag
-	Retry              tagger.RetryOptions
+	Retry              awskms.RetryOptions
 	DeadLetterReserve  time.Duration
 	// TagRateLimit is the most TagResource requests per second of one
 	// instance in one account and Region; 0 means no limit.
@@ -201,7 +202,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		return d
 	}
-	c.Retry = tagger.RetryOptions{
+	c.Retry = awskms.RetryOptions{
 		MaxAttempts:      positive(EnvMaxAttempts),
 		MaxBackoff:       duration(EnvMaxBackoff),
 		NotFoundAttempts: positive(EnvNotFoundAttempts),

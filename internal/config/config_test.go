@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -23,7 +24,7 @@ func TestFromEnvDefaults(t *testing.T) {
 	if c.Names != tagger.DefaultNames() {
 		t.Errorf("names: got %+v, want %+v", c.Names, tagger.DefaultNames())
 	}
-	want := tagger.RetryOptions{MaxAttempts: 5, MaxBackoff: 2 * time.Second, NotFoundAttempts: 3}
+	want := awskms.RetryOptions{MaxAttempts: 5, MaxBackoff: 2 * time.Second, NotFoundAttempts: 3}
 	if c.Retry != want {
 		t.Errorf("retry: got %+v, want %+v", c.Retry, want)
 	}
@@ -57,7 +58,7 @@ func TestFromEnvSettings(t *testing.T) {
 	if !reflect.DeepEqual(c.StaticTags, wantStatic) {
 		t.Errorf("static: got %v, want %v", c.StaticTags, wantStatic)
 	}
-	if c.Retry != (tagger.RetryOptions{MaxAttempts: 8, MaxBackoff: 500 * time.Millisecond, NotFoundAttempts: 2}) || c.DeadLetterReserve != 5*time.Second {
+	if c.Retry != (awskms.RetryOptions{MaxAttempts: 8, MaxBackoff: 500 * time.Millisecond, NotFoundAttempts: 2}) || c.DeadLetterReserve != 5*time.Second {
 		t.Errorf("retry: got %+v reserve %v", c.Retry, c.DeadLetterReserve)
 	}
 	if c.LogLevel != slog.LevelDebug {

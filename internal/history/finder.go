@@ -13,6 +13,7 @@ import (
 	cttypes "github.com/aws/aws-sdk-go-v2/service/cloudtrail/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/regional"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -49,7 +50,7 @@ type Finder struct {
 
 // NewFinder returns a Finder whose clients are made from cfg on first use,
 // one per region; keys are described with the KMS clients of keys.
-func NewFinder(cfg aws.Config, keys *tagger.RegionalKMS) *Finder {
+func NewFinder(cfg aws.Config, keys *awskms.RegionalKMS) *Finder {
 	trails := regional.New(func(region string) *cloudtrail.Client {
 		return cloudtrail.NewFromConfig(cfg, func(o *cloudtrail.Options) {
 			o.Region = region

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awssqs"
 	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
@@ -56,7 +57,7 @@ func newEnv(t *testing.T) *env {
 	h := &tagger.Handler{
 		Policy:      policy,
 		KMS:         regionalClients{k},
-		DeadLetters: &tagger.DeadLetterQueue{SQS: q.Client(), URL: st.QueueURL},
+		DeadLetters: &awssqs.DeadLetterQueue{SQS: q.Client(), URL: st.QueueURL},
 		Logger:      slog.New(slog.NewJSONHandler(io.Discard, nil)),
 		Tamper:      tagger.TamperRepair{Creations: finder, SelfRoleARN: selfRole, TaggerRolePath: taggerRolePath},
 		Confirmer:   finder,

@@ -19,6 +19,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
@@ -82,7 +83,7 @@ func startStack(t *testing.T) *stack {
 		t.Fatal(err)
 	}
 	redriver.DeadLetters = nil
-	finder := history.NewFinder(localawstest.FunctionConfig(t), tagger.NewRegionalKMS(localawstest.FunctionConfig(t)))
+	finder := history.NewFinder(localawstest.FunctionConfig(t), awskms.NewRegionalKMS(localawstest.FunctionConfig(t)))
 	return &stack{Stack: st, function: function, redriver: redriver, logs: logs, log: log, history: finder}
 }
 

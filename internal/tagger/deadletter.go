@@ -1,15 +1,9 @@
 package tagger
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 )
 
 // DeadLetterVersion is the version of the DeadLetter record format. It
@@ -77,37 +71,4 @@ type DeadLetterError struct {
 	Detail string `json:"detail,omitempty"`
 	// Class is "permanent".
 	Class string `json:"class"`
-}
-
-// DeadLetterQueue sends DeadLetter records to an SQS queue.
-type DeadLetterQueue struct {
-	SQS SQSAPI
-	URL string
-}
-
-// Send writes d to the queue, with its error code, event name and version
-// also as message attributes.
-func (q *DeadLetterQueue) Send(ctx context.Context, d *DeadLetter) error {
-	if q == nil || q.URL == "" || q.SQS == nil {
-		return ErrNoDeadLetterQueue
-	}
-	body, err := json.Marshal(d)
-	if err != nil {
-		return fmt.Errorf("encoding dead letter for event %s: %w", d.EventID, err)
-	}
-	attrs := map[string]sqstypes.MessageAttributeValue{
-		AttrErrorCode: {DataType: aws.String("String"), StringValue: aws.String(d.Error.Code)},
-		AttrVersion:   {DataType: aws.String("Number"), StringValue: aws.String(fmt.Sprint(d.Version))},
-	}
-	if d.EventName != "" {
-		attrs[AttrEventName] = sqstypes.MessageAttributeValue{DataType: aws.String("String"), StringValue: aws.String(d.EventName)}
-	}
-	if _, err := q.SQS.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl:          aws.String(q.URL),
-		MessageBody:       aws.String(string(body)),
-		MessageAttributes: attrs,
-	}); err != nil {
-		return fmt.Errorf("sending dead letter for event %s to %s: %w", d.EventID, q.URL, err)
-	}
-	return nil
 }

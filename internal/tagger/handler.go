@@ -83,7 +83,7 @@ type Result struct {
 type Handler struct {
 	Policy      *Policy
 	KMS         KMSClients
-	DeadLetters *DeadLetterQueue
+	DeadLetters DeadLetterSink
 	// Logger receives one line per event with its outcome, and a line per
 	// failed KMS attempt. Nil means slog.Default().
 	Logger *slog.Logger
@@ -431,7 +431,11 @@ func (h *Handler) deadLetter(ctx context.Context, raw json.RawMessage, res Resul
 	} else {
 		d.EventText = string(raw)
 	}
-	if err := h.DeadLetters.Send(ctx, d); err != nil {
+	sendErr := ErrNoDeadLetterQueue
+	if h.DeadLetters != nil {
+		sendErr = h.DeadLetters.Send(ctx, d)
+	}
+	if err := sendErr; err != nil {
 		res.Outcome = OutcomeError
 		return res, fmt.Errorf("permanent failure (%s: %v) could not be dead-lettered: %w", code, cause, err)
 	}

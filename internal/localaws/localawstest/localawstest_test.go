@@ -11,6 +11,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awssqs"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -71,7 +72,7 @@ func TestStartDefaults(t *testing.T) {
 	if got := s.DeadLetters(t); len(got) != 0 {
 		t.Errorf("dead letters of a new queue: got %d, want 0", len(got))
 	}
-	dlq := &tagger.DeadLetterQueue{SQS: s.SQS.Client(), URL: s.QueueURL}
+	dlq := &awssqs.DeadLetterQueue{SQS: s.SQS.Client(), URL: s.QueueURL}
 	const letters = 13 // more than one ReceiveMessage returns
 	for i := range letters {
 		d := &tagger.DeadLetter{Version: tagger.DeadLetterVersion, Kind: tagger.DeadLetterKind, EventID: fmt.Sprintf("ev-%02d", i),

@@ -1,4 +1,4 @@
-package tagger
+package awskms
 
 import (
 	"context"
@@ -13,6 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 // DefaultSessionName is the RoleSessionName of the tagger's sessions in
@@ -33,29 +35,6 @@ type STSAPI interface {
 
 var _ STSAPI = (*sts.Client)(nil)
 
-// AccountError is a failure to get KMS credentials for a key's account: the
-// role in it could not be assumed (RoleARN names the role), or the key is
-// in another account while cross-account tagging is off (RoleARN is
-// empty). Classify sorts it as permanent, with CodeAssumeRoleFailed or
-// CodeCrossAccountOff, unless the cause is transient (STS throttled, 5xx,
-// network fault, deadline).
-type AccountError struct {
-	Account string
-	RoleARN string
-	Err     error
-}
-
-// Error names the account and, when there is one, the role.
-func (e *AccountError) Error() string {
-	if e.RoleARN == "" {
-		return fmt.Sprintf("key of account %s: %v", e.Account, e.Err)
-	}
-	return fmt.Sprintf("assuming role %s in account %s: %v", e.RoleARN, e.Account, e.Err)
-}
-
-// Unwrap returns the cause.
-func (e *AccountError) Unwrap() error { return e.Err }
-
 // AccountKMSOptions configures NewAccountKMS.
 type AccountKMSOptions struct {
 	// HomeAccount is the account of the base credentials. Empty means it is
@@ -63,7 +42,7 @@ type AccountKMSOptions struct {
 	HomeAccount string
 	// RoleName is the name of the role the tagger assumes in every other
 	// account. Empty turns cross-account tagging off: keys of other
-	// accounts then fail with an *AccountError.
+	// accounts then fail with a *tagger.AccountError.
 	RoleName string
 	// RolePath is the path of that role, such as "/governance/"; "/" when
 	// empty.
@@ -95,7 +74,7 @@ type AccountKMS struct {
 	accounts map[string]*RegionalKMS
 }
 
-var _ KMSClients = (*AccountKMS)(nil)
+var _ tagger.KMSClients = (*AccountKMS)(nil)
 
 // accountIDPattern is the form of an AWS account ID.
 var accountIDPattern = regexp.MustCompile(`^\d{12}$`)
@@ -123,8 +102,8 @@ func NewAccountKMS(cfg aws.Config, stsClient STSAPI, opts AccountKMSOptions, opt
 // base credentials for the tagger's own account, with the member role's
 // credentials for any other. Credentials are not fetched here but when the
 // client signs its first request, so a failure to assume the role comes
-// back from that call as an *AccountError inside the call's error.
-func (a *AccountKMS) KMSClient(ctx context.Context, account, region string) (KMSAPI, error) {
+// back from that call as a *tagger.AccountError inside the call's error.
+func (a *AccountKMS) KMSClient(ctx context.Context, account, region string) (tagger.KMSAPI, error) {
 	home, err := a.HomeAccount(ctx)
 	if err != nil {
 		return nil, err
@@ -133,10 +112,10 @@ func (a *AccountKMS) KMSClient(ctx context.Context, account, region string) (KMS
 		return a.home.Client(region), nil
 	}
 	if !accountIDPattern.MatchString(account) {
-		return nil, &AccountError{Account: account, Err: errors.New("not a 12-digit account ID")}
+		return nil, &tagger.AccountError{Account: account, Err: errors.New("not a 12-digit account ID")}
 	}
 	if a.opts.RoleName == "" {
-		return nil, &AccountError{Account: account,
+		return nil, &tagger.AccountError{Account: account,
 			Err: fmt.Errorf("the tagger runs in account %s and cross-account tagging is off (no member role name is set)", home)}
 	}
 	return a.member(account, region).Client(region), nil
@@ -213,7 +192,7 @@ type accountCredentials struct {
 func (c *accountCredentials) Retrieve(ctx context.Context) (aws.Credentials, error) {
 	creds, err := c.provider.Retrieve(ctx)
 	if err != nil {
-		return creds, &AccountError{Account: c.account, RoleARN: c.roleARN, Err: err}
+		return creds, &tagger.AccountError{Account: c.account, RoleARN: c.roleARN, Err: err}
 	}
 	return creds, nil
 }

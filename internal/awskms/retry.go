@@ -1,4 +1,4 @@
-package tagger
+package awskms
 
 import (
 	"errors"
@@ -9,6 +9,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/smithy-go"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 // RetryOptions bound how the KMS client retries one TagResource call.
@@ -69,9 +71,9 @@ func kmsRetryable(err error) aws.Ternary {
 		return aws.UnknownTernary
 	}
 	switch apiErr.ErrorCode() {
-	case CodeNotFound:
+	case tagger.CodeNotFound:
 		return aws.TrueTernary // bounded by kmsRetryer.RetryDelay
-	case CodeLimitExceeded:
+	case tagger.CodeLimitExceeded:
 		return aws.FalseTernary
 	}
 	return aws.UnknownTernary
@@ -88,7 +90,7 @@ type kmsRetryer struct {
 // classification still sees its code.
 func (r *kmsRetryer) RetryDelay(attempt int, opErr error) (time.Duration, error) {
 	var apiErr smithy.APIError
-	if attempt >= r.notFoundAttempts && errors.As(opErr, &apiErr) && apiErr.ErrorCode() == CodeNotFound {
+	if attempt >= r.notFoundAttempts && errors.As(opErr, &apiErr) && apiErr.ErrorCode() == tagger.CodeNotFound {
 		return 0, &retry.MaxAttemptsError{Attempt: attempt, Err: fmt.Errorf("key still not found: %w", opErr)}
 	}
 	return r.Standard.RetryDelay(attempt, opErr)

@@ -1,4 +1,4 @@
-package tagger_test
+package awskms_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -53,7 +54,7 @@ func (k *timedKMS) client(optFns ...func(*kms.Options)) *kms.Client {
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(k.srv.URL),
 		Credentials:  credentials.NewStaticCredentialsProvider("AKID", "SECRET", ""),
-		Retryer:      tagger.NewRetryer(tagger.RetryOptions{MaxAttempts: 5, MaxBackoff: time.Millisecond, NotFoundAttempts: 2}),
+		Retryer:      awskms.NewRetryer(awskms.RetryOptions{MaxAttempts: 5, MaxBackoff: time.Millisecond, NotFoundAttempts: 2}),
 	}, optFns...)
 }
 
@@ -62,6 +63,9 @@ func (k *timedKMS) times() []time.Time {
 	defer k.mu.Unlock()
 	return append([]time.Time(nil), k.arrivals...)
 }
+
+// keyARN is the key the scripted KMS servers are asked to tag.
+const keyARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 func tagOnce(ctx context.Context, c *kms.Client) error {
 	_, err := c.TagResource(ctx, &kms.TagResourceInput{
@@ -86,7 +90,7 @@ func TestWithRateLimitSpacesAttempts(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newTimedKMS(t, tt.throttled)
-			c := k.client(tagger.WithRateLimit(perSecond))
+			c := k.client(awskms.WithRateLimit(perSecond))
 			for range tt.calls {
 				if err := tagOnce(context.Background(), c); err != nil {
 					t.Fatalf("TagResource: %v", err)
@@ -111,14 +115,14 @@ func TestWithRateLimitSpacesAttempts(t *testing.T) {
 // deadline is not sent and not retried, and the failure is transient.
 func TestWithRateLimitDeadline(t *testing.T) {
 	k := newTimedKMS(t, 0)
-	c := k.client(tagger.WithRateLimit(0.5))
+	c := k.client(awskms.WithRateLimit(0.5))
 	if err := tagOnce(context.Background(), c); err != nil {
 		t.Fatalf("first TagResource: %v", err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 	defer cancel()
 	err := tagOnce(ctx, c)
-	var limitErr *tagger.RateLimitError
+	var limitErr *awskms.RateLimitError
 	if !errors.As(err, &limitErr) || limitErr.PerSecond != 0.5 {
 		t.Fatalf("second TagResource: got %v, want a *RateLimitError of 0.5 per second", err)
 	}
@@ -147,7 +151,7 @@ func TestWithRateLimitPerClient(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			k := newTimedKMS(t, 0)
-			opt := tagger.WithRateLimit(tt.limit)
+			opt := awskms.WithRateLimit(tt.limit)
 			a := k.client(opt)
 			b := a
 			if !tt.shared {

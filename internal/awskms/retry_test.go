@@ -1,4 +1,4 @@
-package tagger_test
+package awskms_test
 
 import (
 	"context"
@@ -17,11 +17,12 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go/middleware"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
 // retryOptions are the options of every retryer in these tests.
-var retryOptions = tagger.RetryOptions{MaxAttempts: 4, MaxBackoff: time.Millisecond, NotFoundAttempts: 2}
+var retryOptions = awskms.RetryOptions{MaxAttempts: 4, MaxBackoff: time.Millisecond, NotFoundAttempts: 2}
 
 // plainRetryer is the SDK's standard retryer with the same attempts and
 // backoff: each of NewRetryer's additions is tested by a case it fails.
@@ -117,7 +118,7 @@ func TestRetryer(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			client, calls := scriptedKMS(t, tagger.NewRetryer(retryOptions), false, tt.script)
+			client, calls := scriptedKMS(t, awskms.NewRetryer(retryOptions), false, tt.script)
 			code, err := tagWithRetryer(context.Background(), client)
 			if got := calls.Load(); got != tt.wantCalls {
 				t.Errorf("calls: got %d, want %d", got, tt.wantCalls)
@@ -146,7 +147,7 @@ func TestRetryerHasNoRetryQuota(t *testing.T) {
 		retryer aws.Retryer
 		check   func(t *testing.T, calls int32)
 	}{
-		{"NewRetryer", tagger.NewRetryer(retryOptions), func(t *testing.T, calls int32) {
+		{"NewRetryer", awskms.NewRetryer(retryOptions), func(t *testing.T, calls int32) {
 			if want := int32(ops * retryOptions.MaxAttempts); calls != want {
 				t.Errorf("calls: got %d, want %d (every call retried to MaxAttempts)", calls, want)
 			}
@@ -180,7 +181,7 @@ func TestRetryerDoesNotRetryRateLimit(t *testing.T) {
 		retryer      aws.Retryer
 		wantAttempts int32
 	}{
-		{"NewRetryer", tagger.NewRetryer(retryOptions), 1},
+		{"NewRetryer", awskms.NewRetryer(retryOptions), 1},
 		{"plain standard", plainRetryer(), int32(retryOptions.MaxAttempts)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
@@ -194,7 +195,7 @@ func TestRetryerDoesNotRetryRateLimit(t *testing.T) {
 						}), "Retry", middleware.After)
 				})
 			}
-			client, _ := scriptedKMS(t, tt.retryer, false, nil, tagger.WithRateLimit(1.0/60), countAttempts)
+			client, _ := scriptedKMS(t, tt.retryer, false, nil, awskms.WithRateLimit(1.0/60), countAttempts)
 			if code, err := tagWithRetryer(context.Background(), client); code != "" {
 				t.Fatalf("first call: %v", err)
 			}
@@ -202,7 +203,7 @@ func TestRetryerDoesNotRetryRateLimit(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 			defer cancel()
 			_, err := tagWithRetryer(ctx, client)
-			var limitErr *tagger.RateLimitError
+			var limitErr *awskms.RateLimitError
 			if !errors.As(err, &limitErr) {
 				t.Fatalf("second call: got %v, want a *RateLimitError", err)
 			}

@@ -1,4 +1,4 @@
-package tagger_test
+package awskms_test
 
 import (
 	"context"
@@ -23,6 +23,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/app"
+	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
+	"github.com/kms-autotagger/kms-autotagger/internal/awssqs"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
@@ -233,13 +235,13 @@ type rig struct {
 	w        *world
 	faults   *stsFaults
 	router   *localaws.AccountRouter
-	clients  *tagger.AccountKMS
+	clients  *awskms.AccountKMS
 	handler  *tagger.Handler
 	queueURL string
 }
 
 // newRig makes a rig in which only roles can be assumed.
-func newRig(t *testing.T, w *world, opts tagger.AccountKMSOptions, roles ...string) *rig {
+func newRig(t *testing.T, w *world, opts awskms.AccountKMSOptions, roles ...string) *rig {
 	t.Helper()
 	faults, router, routerURL := w.accounts(t, roles...)
 	cfg := aws.Config{Region: "us-east-1", Credentials: w.moto.Credentials()}
@@ -247,8 +249,8 @@ func newRig(t *testing.T, w *world, opts tagger.AccountKMSOptions, roles ...stri
 		o.BaseEndpoint = aws.String(w.moto.URL())
 		o.Retryer = aws.NopRetryer{}
 	})
-	retryer := tagger.NewRetryer(tagger.RetryOptions{MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond, NotFoundAttempts: 2})
-	clients := tagger.NewAccountKMS(cfg, stsClient, opts, func(o *kms.Options) {
+	retryer := awskms.NewRetryer(awskms.RetryOptions{MaxAttempts: 3, MaxBackoff: 10 * time.Millisecond, NotFoundAttempts: 2})
+	clients := awskms.NewAccountKMS(cfg, stsClient, opts, func(o *kms.Options) {
 		o.BaseEndpoint = aws.String(routerURL)
 		o.Retryer = retryer
 	})
@@ -263,7 +265,7 @@ func newRig(t *testing.T, w *world, opts tagger.AccountKMSOptions, roles ...stri
 	h := &tagger.Handler{
 		Policy:            policy,
 		KMS:               clients,
-		DeadLetters:       &tagger.DeadLetterQueue{SQS: w.sqs.Client(), URL: queueURL},
+		DeadLetters:       &awssqs.DeadLetterQueue{SQS: w.sqs.Client(), URL: queueURL},
 		Logger:            slog.New(slog.NewTextHandler(io.Discard, nil)),
 		DeadLetterReserve: time.Second,
 	}
@@ -303,7 +305,7 @@ func TestAccountKMS(t *testing.T) {
 	w := startWorld(t)
 
 	t.Run("own account keys use the base credentials", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{RoleName: memberRole}, memberRoleARN)
+		r := newRig(t, w, awskms.AccountKMSOptions{RoleName: memberRole}, memberRoleARN)
 		if n := len(w.stsCalls("GetCallerIdentity")) + len(w.stsCalls("AssumeRole")); n != 0 {
 			t.Fatalf("STS calls after NewAccountKMS: got %d, want 0 (no network call at initialization)", n)
 		}
@@ -329,7 +331,7 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("member account keys after exactly one AssumeRole", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole, ExternalID: externalID}, memberRoleARN)
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole, ExternalID: externalID}, memberRoleARN)
 		keys := []string{w.createKey(t, memberAccount, "us-east-1"), w.createKey(t, memberAccount, "eu-west-1"), w.createKey(t, memberAccount, "us-east-1")}
 		for i, key := range keys {
 			res := r.handle(t, memberKeyEvent(eventID(10+i), key))
@@ -344,7 +346,7 @@ func TestAccountKMS(t *testing.T) {
 		if len(calls) != 1 {
 			t.Fatalf("AssumeRole calls: got %d, want exactly 1 for %d keys of one account", len(calls), len(keys))
 		}
-		want := map[string]string{"RoleArn": memberRoleARN, "RoleSessionName": tagger.DefaultSessionName, "ExternalId": externalID, "DurationSeconds": "900"}
+		want := map[string]string{"RoleArn": memberRoleARN, "RoleSessionName": awskms.DefaultSessionName, "ExternalId": externalID, "DurationSeconds": "900"}
 		for field, v := range want {
 			if got := calls[0].Params.Get(field); got != v {
 				t.Errorf("AssumeRole %s: got %q, want %q", field, got, v)
@@ -372,7 +374,7 @@ func TestAccountKMS(t *testing.T) {
 
 	t.Run("no external id and a role path", func(t *testing.T) {
 		pathRole := "arn:aws:iam::" + memberAccount + ":role/governance/" + memberRole
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole, RolePath: "/governance/", SessionName: "central-tagger"}, pathRole)
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole, RolePath: "/governance/", SessionName: "central-tagger"}, pathRole)
 		key := w.createKey(t, memberAccount, "us-east-1")
 		if res := r.handle(t, memberKeyEvent(eventID(20), key)); res.Outcome != tagger.OutcomeTagged {
 			t.Fatalf("outcome: got %s (%s), want tagged", res.Outcome, res.Reason)
@@ -393,7 +395,7 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("concurrent first use assumes the role once", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
 		const n = 6
 		keys := make([]string, n)
 		for i := range keys {
@@ -421,7 +423,7 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("expired credentials are assumed again", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
 		r.faults.set(func(f *stsFaults) { f.expired = 1 })
 		for i := range 2 {
 			key := w.createKey(t, memberAccount, "us-east-1")
@@ -450,7 +452,7 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("AssumeRole denied is dead-lettered naming the account and role", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole, ExternalID: externalID}) // no role exists
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole, ExternalID: externalID}) // no role exists
 		key := w.createKey(t, memberAccount, "us-east-1")
 		res := r.handle(t, memberKeyEvent(eventID(50), key))
 		if res.Outcome != tagger.OutcomeDeadLettered || res.ErrorCode != tagger.CodeAssumeRoleFailed {
@@ -485,7 +487,7 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("STS throttled is returned for Lambda to retry", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount, RoleName: memberRole}, memberRoleARN)
 		r.faults.set(func(f *stsFaults) { f.errorCode = "Throttling" })
 		key := w.createKey(t, memberAccount, "us-east-1")
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -506,7 +508,7 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("cross-account off refuses foreign keys naming the account", func(t *testing.T) {
-		r := newRig(t, w, tagger.AccountKMSOptions{HomeAccount: homeAccount}, memberRoleARN)
+		r := newRig(t, w, awskms.AccountKMSOptions{HomeAccount: homeAccount}, memberRoleARN)
 		key := w.createKey(t, memberAccount, "us-east-1")
 		res := r.handle(t, memberKeyEvent(eventID(70), key))
 		if res.Outcome != tagger.OutcomeDeadLettered || res.ErrorCode != tagger.CodeCrossAccountOff {
@@ -596,7 +598,7 @@ func TestAccountKMSRoleARN(t *testing.T) {
 		{"", "eusc-de-east-1", "arn:aws-eusc:iam::444455556666:role/kms-autotagger-member"},
 	}
 	for _, tt := range tests {
-		a := tagger.NewAccountKMS(aws.Config{}, nil, tagger.AccountKMSOptions{RoleName: memberRole, RolePath: tt.path})
+		a := awskms.NewAccountKMS(aws.Config{}, nil, awskms.AccountKMSOptions{RoleName: memberRole, RolePath: tt.path})
 		if got := a.RoleARN(memberAccount, tt.region); got != tt.want {
 			t.Errorf("RoleARN(path %q, region %s) = %q, want %q", tt.path, tt.region, got, tt.want)
 		}

@@ -1,0 +1,11 @@
+// Package awskms is the KMS plumbing of the tagger: the SDK clients the
+// handler's tagger.KMSClients port is served by, one per region
+// (RegionalKMS) and per account through a member role assumed with STS,
+// its credentials cached until they expire (AccountKMS); the retryer on
+// top of the SDK's standard one (NewRetryer); and the client-side rate
+// limit (WithRateLimit).
+//
+// The tag policy, the outcomes and the classification of failures are the
+// domain, in internal/tagger, which this package serves and imports; it
+// never imports this one.
+package awskms
