@@ -65,7 +65,7 @@ func setUp(t *testing.T, w *world) *scenario {
 
 	key, truth = w.created(t, acctA, "us-east-1", "a0000000-0000-4000-8000-000000000002", alice)
 	s.add("missing", key, want{status: audit.StatusMissing, missing: truth, eventID: "a0000000-0000-4000-8000-000000000002",
-		expected: truth, reason: "missing CreatedBy, CreatedAt, CreationEventId, Governance", repaired: true})
+		expected: truth, reason: "missing CreatedBy, CreatedAt, CreationEventId, CreatedByEvidence, Governance", repaired: true})
 
 	key = w.createKey(t, acctA, "us-east-1")
 	if _, err := w.client(key).ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(key), PendingWindowInDays: aws.Int32(7)}); err != nil {

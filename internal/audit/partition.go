@@ -418,27 +418,17 @@ func (r *run) findCreation(s scope, c Clients, keyARN string, described *kms.Des
 	return ev, "", nil
 }
 
-// contradicts checks an event against what KMS says of its key, as the
-// handler does before its first write (its key check): the CreationDate
-// within tagger.CreationTolerance of the event, and the key of a
-// ReplicateKey a replica of the event's primary.
+// contradicts checks an event against what KMS says of its key with the
+// handler's own key check (tagger.CheckKey): the CreationDate within
+// tagger.CreationTolerance of the event, and the key of a ReplicateKey a
+// replica of the event's primary.
 func contradicts(ev *events.KeyEvent, md *kmstypes.KeyMetadata) string {
-	created := aws.ToTime(md.CreationDate)
-	if d := created.Sub(ev.EventTime).Abs(); created.IsZero() || d > tagger.CreationTolerance {
-		return fmt.Sprintf("KMS says the key was created at %s, the event at %s (tolerance %v)",
-			created.UTC().Format(time.RFC3339), ev.EventTime.UTC().Format(time.RFC3339), tagger.CreationTolerance)
-	}
-	if ev.EventName == events.EventNameReplicateKey {
-		typ, primary := "", ""
-		if mr := md.MultiRegionConfiguration; mr != nil {
-			typ = string(mr.MultiRegionKeyType)
-			if mr.PrimaryKey != nil {
-				primary = aws.ToString(mr.PrimaryKey.Arn)
-			}
-		}
-		if typ != events.MultiRegionReplica || primary != ev.PrimaryKeyARN {
-			return fmt.Sprintf("KMS says it is a %q key whose primary is %q, the event a replica of %q", typ, primary, ev.PrimaryKeyARN)
-		}
+	skip, err := tagger.CheckKey(ev, md)
+	switch {
+	case err != nil:
+		return err.Error()
+	case skip != "":
+		return skip
 	}
 	return ""
 }

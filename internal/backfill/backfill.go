@@ -159,13 +159,18 @@ type Options struct {
 	DryRun bool
 	// TagUnknown tags the customer managed keys that have no creation event
 	// in the event history with CreatedAtKey only, from the key's creation
-	// date; without it they are reported as no-creation-event.
+	// date (and EvidenceKey saying so); without it they are reported as
+	// no-creation-event.
 	TagUnknown bool
 	// CreatedAtKey is the key of the policy's CreatedAt tag, prefix
 	// included (config.Config.TagKeyPrefix + Names.CreatedAt). Required
 	// with TagUnknown. A key without a creation event that already carries
 	// it is up-to-date: its value is never replaced by the creation date.
 	CreatedAtKey string
+	// EvidenceKey is the key of the policy's CreatedByEvidence tag, prefix
+	// included; with TagUnknown, such keys also get it, with the value
+	// tagger.EvidenceCreationDateOnly. Empty writes none.
+	EvidenceKey string
 	// LookupRate is the LookupEvents requests per second per region;
 	// zero means DefaultLookupRate.
 	LookupRate float64

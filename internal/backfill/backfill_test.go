@@ -253,10 +253,11 @@ func mustJSON(v any) []byte {
 // created with the event given.
 func governanceTags(eventID string, at time.Time) map[string]string {
 	return map[string]string{
-		"CreatedBy":       alice,
-		"CreatedAt":       at.UTC().Format(time.RFC3339),
-		"CreationEventId": eventID,
-		"ManagedBy":       "kms-autotagger",
+		"CreatedBy":         alice,
+		"CreatedAt":         at.UTC().Format(time.RFC3339),
+		"CreationEventId":   eventID,
+		"CreatedByEvidence": "history", // the backfill reads CloudTrail's event history
+		"ManagedBy":         "kms-autotagger",
 	}
 }
 
@@ -382,8 +383,8 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 	if got, want := len(rep1.Rows), len(tests); got != want {
 		t.Errorf("got %d rows, want %d: %+v", got, want, rep1.Rows)
 	}
-	if got := rows[spoofed]; !maps.Equal(tagMap(got.Previous), map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/mallory"}) || len(got.Tags) != 4 {
-		t.Errorf("row of the spoofed key: got tags %v previous %v, want the 4 governance tags replacing mallory", got.Tags, got.Previous)
+	if got := rows[spoofed]; !maps.Equal(tagMap(got.Previous), map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/mallory"}) || len(got.Tags) != 5 {
+		t.Errorf("row of the spoofed key: got tags %v previous %v, want the 5 governance tags replacing mallory", got.Tags, got.Previous)
 	}
 	if got := rows[replica].Region; got != west {
 		t.Errorf("replica row: got region %s, want %s, where the replica lives", got, west)

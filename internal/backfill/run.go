@@ -157,6 +157,9 @@ func (r *run) lookup(region string) {
 // of the same key was seen.
 func (r *run) collect(region string, ev cttypes.Event) {
 	dec, err := events.DecodeRecord([]byte(aws.ToString(ev.CloudTrailEvent)))
+	if dec.Key != nil {
+		dec.Key.Evidence = tagger.EvidenceHistory
+	}
 	r.mu.Lock()
 	r.events++
 	if err != nil {
@@ -415,6 +418,9 @@ func (r *run) tagUnknown(j *job) (Row, bool) {
 		return row, true
 	}
 	tags := []tagger.Tag{{Key: createdAt, Value: created.Format(time.RFC3339)}}
+	if k := r.b.opts.EvidenceKey; k != "" {
+		tags = append(tags, tagger.Tag{Key: k, Value: tagger.EvidenceCreationDateOnly})
+	}
 	return r.apply(j, keys, tags, nil, current, missing+": only "+createdAt+", from the key's creation date")
 }
 

@@ -103,12 +103,17 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 	if cfg.Names.CreatedAt != "" {
 		createdAt = cfg.TagKeyPrefix + cfg.Names.CreatedAt
 	}
+	evidence := ""
+	if cfg.Names.Evidence != "" {
+		evidence = cfg.TagKeyPrefix + cfg.Names.Evidence
+	}
 	opts := backfill.Options{
 		Regions:      regions,
 		Since:        since,
 		DryRun:       *dryRun,
 		TagUnknown:   *tagUnknown,
 		CreatedAtKey: createdAt,
+		EvidenceKey:  evidence,
 		LookupRate:   *lookupRate,
 		TagRate:      *tagRate,
 	}

@@ -27,6 +27,7 @@ const (
 	EnvCreatedVia         = "TAG_NAME_CREATED_VIA"
 	EnvCreationEventID    = "TAG_NAME_CREATION_EVENT_ID"
 	EnvReplicaOf          = "TAG_NAME_REPLICA_OF"
+	EnvEvidence           = "TAG_NAME_CREATED_BY_EVIDENCE"
 	EnvStaticTags         = "STATIC_TAGS"
 	EnvMaxAttempts        = "MAX_ATTEMPTS"
 	EnvMaxBackoff         = "MAX_BACKOFF"
@@ -65,6 +66,7 @@ var Settings = []Setting{
 	{EnvCreatedVia, tagger.DefaultCreatedVia, "Tag holding the AWS service that made the call for the principal (userIdentity.invokedBy)."},
 	{EnvCreationEventID, tagger.DefaultCreationEventID, "Tag holding the CloudTrail event id of the creating call."},
 	{EnvReplicaOf, tagger.DefaultReplicaOf, "Tag holding the primary key ARN of a multi-Region replica."},
+	{EnvEvidence, tagger.DefaultEvidence, "Tag saying where the governance tags were derived from: event (the EventBridge event), history (CloudTrail's event history), trail-archive (the trail's S3 log files) or creation-date-only (backfill --tag-unknown)."},
 	{EnvStaticTags, "", "Extra tags written on every key, as Key=Value pairs separated by commas, e.g. \"ManagedBy=platform,DataClass=internal\"."},
 	{EnvMaxAttempts, "5", "Most attempts per TagResource call, the first included (KMSInternalException, throttling, 5xx and network faults are retried)."},
 	{EnvMaxBackoff, "2s", "Longest wait between attempts (exponential backoff with jitter), a Go duration."},
@@ -182,6 +184,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			CreatedVia:      name(EnvCreatedVia),
 			CreationEventID: name(EnvCreationEventID),
 			ReplicaOf:       name(EnvReplicaOf),
+			Evidence:        name(EnvEvidence),
 		},
 	}
 	var err error

@@ -35,22 +35,23 @@ func TestFromEnvDefaults(t *testing.T) {
 
 func TestFromEnvSettings(t *testing.T) {
 	c, err := config.FromEnv(env(map[string]string{
-		"DEAD_LETTER_QUEUE_URL":    "https://sqs.us-east-1.amazonaws.com/111122223333/dlq",
-		"TAG_KEY_PREFIX":           "gov:",
-		"TAG_NAME_CREATED_BY":      "Owner",
-		"TAG_NAME_CREATED_BY_ROLE": "-",
-		"TAG_NAME_REPLICA_OF":      " - ",
-		"STATIC_TAGS":              "ManagedBy=platform, Team = core ,Empty=",
-		"MAX_ATTEMPTS":             "8",
-		"MAX_BACKOFF":              "500ms",
-		"NOT_FOUND_ATTEMPTS":       "2",
-		"DEAD_LETTER_RESERVE":      "5s",
-		"AWS_LAMBDA_LOG_LEVEL":     "DEBUG",
+		"DEAD_LETTER_QUEUE_URL":        "https://sqs.us-east-1.amazonaws.com/111122223333/dlq",
+		"TAG_KEY_PREFIX":               "gov:",
+		"TAG_NAME_CREATED_BY":          "Owner",
+		"TAG_NAME_CREATED_BY_ROLE":     "-",
+		"TAG_NAME_REPLICA_OF":          " - ",
+		"TAG_NAME_CREATED_BY_EVIDENCE": "Evidence",
+		"STATIC_TAGS":                  "ManagedBy=platform, Team = core ,Empty=",
+		"MAX_ATTEMPTS":                 "8",
+		"MAX_BACKOFF":                  "500ms",
+		"NOT_FOUND_ATTEMPTS":           "2",
+		"DEAD_LETTER_RESERVE":          "5s",
+		"AWS_LAMBDA_LOG_LEVEL":         "DEBUG",
 	}))
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
-	wantNames := tagger.Names{CreatedBy: "Owner", CreatedAt: "CreatedAt", CreatedVia: "CreatedVia", CreationEventID: "CreationEventId"}
+	wantNames := tagger.Names{CreatedBy: "Owner", CreatedAt: "CreatedAt", CreatedVia: "CreatedVia", CreationEventID: "CreationEventId", Evidence: "Evidence"}
 	if c.Names != wantNames {
 		t.Errorf("names: got %+v, want %+v", c.Names, wantNames)
 	}
@@ -68,7 +69,7 @@ func TestFromEnvSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Policy: %v", err)
 	}
-	if got, want := p.Keys(), []string{"gov:Owner", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedVia", "ManagedBy", "Team", "Empty"}; !reflect.DeepEqual(got, want) {
+	if got, want := p.Keys(), []string{"gov:Owner", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedVia", "gov:Evidence", "ManagedBy", "Team", "Empty"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("keys: got %v, want %v", got, want)
 	}
 }

@@ -131,7 +131,7 @@ func TestEndToEnd(t *testing.T) {
 			if createdBy == "" {
 				createdBy = d.UserIdentity.InvokedBy
 			}
-			must := map[string]string{"CreatedBy": createdBy, "CreatedAt": d.EventTime, "CreationEventId": d.EventID, "ManagedBy": "kms-autotagger"}
+			must := map[string]string{"CreatedBy": createdBy, "CreatedAt": d.EventTime, "CreationEventId": d.EventID, "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
 			if role := d.UserIdentity.SessionContext.SessionIssuer.ARN; role != "" {
 				must["CreatedByRole"] = role
 			}

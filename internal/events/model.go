@@ -164,6 +164,12 @@ type KeyEvent struct {
 	Creator Creator `json:"creator"`
 	// RequestTags are the tags the creator passed in the request, in order.
 	RequestTags []Tag `json:"requestTags,omitempty"`
+	// Evidence says where the event came from, for the CreatedByEvidence
+	// tag: empty for the EventBridge event itself; the code that reads a
+	// record elsewhere sets it ("history" for CloudTrail's event history,
+	// "trail-archive" for the trail's log files in S3). Decode never sets
+	// it.
+	Evidence string `json:"evidence,omitempty"`
 }
 
 // KindTagChange is a TagResource or UntagResource call that succeeded:

@@ -47,7 +47,7 @@ func (e *env) assertTags(t *testing.T, keyARN string, want, others map[string]st
 
 // truth is what the handler writes for a key alice created with eventID.
 func truth(eventID string, rec map[string]any) map[string]string {
-	return map[string]string{"CreatedBy": alice, "CreatedAt": rec["eventTime"].(string), "CreationEventId": eventID}
+	return map[string]string{"CreatedBy": alice, "CreatedAt": rec["eventTime"].(string), "CreationEventId": eventID, "CreatedByEvidence": "event"}
 }
 
 func (e *env) handleErr(t *testing.T, rec map[string]any) (tagger.Result, error) {
@@ -361,7 +361,9 @@ func TestYoungKeyRepairWaitsForTheHistory(t *testing.T) {
 	if res := e.handle(t, tagRecord("a8000000-0000-4000-8000-000000000001", "TagResource", mallory, key, map[string]string{"CreatedBy": mallory})); res.Outcome != tagger.OutcomeTagged {
 		t.Fatalf("retry: got %s (%s), want tagged", res.Outcome, res.Reason)
 	}
-	e.assertTags(t, key, truth("a8000000-0000-4000-8000-000000000000", created), nil)
+	want := truth("a8000000-0000-4000-8000-000000000000", created)
+	want["CreatedByEvidence"] = "history" // derived by the repair, from CloudTrail's history
+	e.assertTags(t, key, want, nil)
 }
 
 // TestTwoTaggersOnOneKey: two deployments with different static tags, both

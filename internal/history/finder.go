@@ -196,6 +196,7 @@ func (f *Finder) search(ctx context.Context, region, resource, keyARN, eventName
 			}
 			switch dec.Kind {
 			case events.KindTag:
+				dec.Key.Evidence = tagger.EvidenceHistory
 				return dec.Key, "", nil
 			case events.KindSkip:
 				if dec.Key.PrimaryKeyARN != "" {

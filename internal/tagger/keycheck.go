@@ -95,6 +95,13 @@ func (e *KeyCheckError) Error() string {
 	return fmt.Sprintf("key %s contradicts its event (%s): %s", e.KeyARN, e.Code, e.Detail)
 }
 
+// CheckKey compares ev with md, what KMS's DescribeKey says of its key, as
+// the handler does before its first write: see checkKey. The audit and the
+// handler share it.
+func CheckKey(ev *events.KeyEvent, md *kmstypes.KeyMetadata) (skip string, err error) {
+	return checkKey(ev, factsOf(md))
+}
+
 // checkKey compares ev with what KMS says of its key. It returns a skip
 // reason for the CreateKey KMS logs in a replica's region (the ReplicateKey
 // event tags the replica), or a *KeyCheckError.

@@ -19,7 +19,32 @@ const (
 	DefaultCreatedVia      = "CreatedVia"
 	DefaultCreationEventID = "CreationEventId"
 	DefaultReplicaOf       = "ReplicaOf"
+	DefaultEvidence        = "CreatedByEvidence"
 )
+
+// Values of the CreatedByEvidence tag: where the governance tags of a key
+// were derived from.
+const (
+	// EvidenceEvent: the EventBridge event of the creating call, checked
+	// against the key with DescribeKey.
+	EvidenceEvent = "event"
+	// EvidenceHistory: the creating call's record in CloudTrail's event
+	// history (tamper repair, backfill, audit).
+	EvidenceHistory = "history"
+	// EvidenceTrailArchive: the creating call's record in the trail's log
+	// files in S3, for keys older than the event history.
+	EvidenceTrailArchive = "trail-archive"
+	// EvidenceCreationDateOnly: no record of the creating call; only
+	// CreatedAt, from the key's creation date (backfill --tag-unknown).
+	EvidenceCreationDateOnly = "creation-date-only"
+)
+
+// fromRecord reports whether evidence names a record of the creating call
+// (the event, or CloudTrail's own record of it): one such record is as good
+// as another, so a key keeps the one it carries.
+func fromRecord(evidence string) bool {
+	return evidence == EvidenceEvent || evidence == EvidenceHistory || evidence == EvidenceTrailArchive
+}
 
 // Names are the keys of the governance tags this tool derives from an
 // event, before the prefix. An empty name switches that tag off.
@@ -39,6 +64,10 @@ type Names struct {
 	CreationEventID string
 	// ReplicaOf holds the primary key ARN of a multi-Region replica.
 	ReplicaOf string
+	// Evidence holds where the other governance tags were derived from:
+	// EvidenceEvent, EvidenceHistory, EvidenceTrailArchive or
+	// EvidenceCreationDateOnly.
+	Evidence string
 }
 
 // DefaultNames returns the default governance tag names.
@@ -50,6 +79,7 @@ func DefaultNames() Names {
 		CreatedVia:      DefaultCreatedVia,
 		CreationEventID: DefaultCreationEventID,
 		ReplicaOf:       DefaultReplicaOf,
+		Evidence:        DefaultEvidence,
 	}
 }
 
@@ -67,10 +97,11 @@ func DefaultNames() Names {
 // exactly those with a true value for it, each with its true value. Tags it
 // does not own are never written or removed.
 type Policy struct {
-	derived []derivedTag
-	static  []Tag
-	owned   map[string]string // folded key -> the key as configured
-	eventID string            // the CreationEventId key; "" when switched off
+	derived  []derivedTag
+	static   []Tag
+	owned    map[string]string // folded key -> the key as configured
+	eventID  string            // the CreationEventId key; "" when switched off
+	evidence string            // the CreatedByEvidence key; "" when switched off
 }
 
 type derivedTag struct {
@@ -84,7 +115,8 @@ func fold(key string) string { return strings.ToLower(key) }
 // NewPolicy checks the configured names (prefix included) and static tags
 // against what KMS accepts and returns the policy. Derived tags come first
 // in priority order: CreatedBy, CreatedAt, CreationEventId, CreatedByRole,
-// CreatedVia, ReplicaOf; static tags follow in the order given. Two
+// CreatedVia, ReplicaOf, CreatedByEvidence; static tags follow in the
+// order given. Two
 // configured keys that differ only in case are refused, since IAM would not
 // tell them apart.
 func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
@@ -112,6 +144,7 @@ func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
 		{names.CreatedByRole, createdByRole},
 		{names.CreatedVia, func(ev *events.KeyEvent) string { return ev.Creator.InvokedBy }},
 		{names.ReplicaOf, func(ev *events.KeyEvent) string { return ev.PrimaryKeyARN }},
+		{names.Evidence, evidence},
 	} {
 		if d.name == "" {
 			continue
@@ -124,6 +157,9 @@ func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
 	}
 	if names.CreationEventID != "" {
 		p.eventID = prefix + names.CreationEventID
+	}
+	if names.Evidence != "" {
+		p.evidence = prefix + names.Evidence
 	}
 	for _, t := range static {
 		if err := own(t.Key); err != nil {
@@ -255,7 +291,11 @@ func (p *Policy) Plan(ev *events.KeyEvent, current []Tag) Plan {
 		truth[t.Key] = t.Value
 	}
 	for _, d := range p.derived {
-		if v := SanitizeValue(d.value(ev)); v != "" {
+		v := SanitizeValue(d.value(ev))
+		if d.key == p.evidence && fromRecord(v) && fromRecord(carried[d.key]) {
+			v = carried[d.key] // one record of the creating call is as good as another
+		}
+		if v != "" {
 			add(Tag{Key: d.key, Value: v})
 		}
 	}
@@ -304,6 +344,14 @@ func createdByRole(ev *events.KeyEvent) string {
 		return ev.Creator.IssuerARN
 	}
 	return ""
+}
+
+// evidence is ev.Evidence, EvidenceEvent when the event does not say.
+func evidence(ev *events.KeyEvent) string {
+	if ev.Evidence == "" {
+		return EvidenceEvent
+	}
+	return ev.Evidence
 }
 
 func createdAt(ev *events.KeyEvent) string {

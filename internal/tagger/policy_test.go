@@ -91,8 +91,9 @@ func TestPlanIdentityTypes(t *testing.T) {
 			}
 			ev := keyEvent(tt.creator, mods...)
 			got := p.Plan(ev, ev.RequestTags)
-			if !reflect.DeepEqual(got.Tags, tt.want) {
-				t.Errorf("tags: got %v, want %v", got.Tags, tt.want)
+			want := append(slices.Clone(tt.want), tagger.Tag{Key: "CreatedByEvidence", Value: "event"})
+			if !reflect.DeepEqual(got.Tags, want) {
+				t.Errorf("tags: got %v, want %v", got.Tags, want)
 			}
 			if len(got.Dropped) != 0 || len(got.Overridden) != 0 {
 				t.Errorf("got dropped %v overridden %v, want none", got.Dropped, got.Overridden)
@@ -130,6 +131,7 @@ func TestPlanSpoofedGovernanceTagsAreOverwritten(t *testing.T) {
 		{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/mallory"},
 		{Key: "CreatedAt", Value: "2024-01-09T18:52:34Z"},
 		{Key: "CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{Key: "CreatedByEvidence", Value: "event"},
 		{Key: "ManagedBy", Value: "platform"},
 	}
 	if !reflect.DeepEqual(got.Tags, want) {
@@ -169,6 +171,7 @@ func TestPlanExactSet(t *testing.T) {
 		{Key: "gov:CreatedBy", Value: "arn:aws:iam::111122223333:user/alice"},
 		{Key: "gov:CreatedAt", Value: "2024-01-09T18:52:34Z"},
 		{Key: "gov:CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{Key: "gov:CreatedByEvidence", Value: "event"},
 		{Key: "Team", Value: "platform"},
 	}
 	tests := []struct {
@@ -177,15 +180,15 @@ func TestPlanExactSet(t *testing.T) {
 		wantWrite  []string
 		wantRemove []string
 	}{
-		{"new key", nil, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "Team"}, nil},
+		{"new key", nil, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedByEvidence", "Team"}, nil},
 		{"already exact (a redelivery)", truth, nil, nil},
-		{"one wrong value", append(slices.Clone(truth[:3]), tagger.Tag{Key: "Team", Value: "intruders"}), []string{"Team"}, nil},
+		{"one wrong value", append(slices.Clone(truth[:4]), tagger.Tag{Key: "Team", Value: "intruders"}), []string{"Team"}, nil},
 		{"owned key with no true value added later", append(slices.Clone(truth), tagger.Tag{Key: "gov:CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}), nil, []string{"gov:CreatedByRole"}},
 		{"a replica's tag on a key that is not one", append(slices.Clone(truth), tagger.Tag{Key: "gov:ReplicaOf", Value: "arn:aws:kms:us-east-1:111122223333:key/x"}), nil, []string{"gov:ReplicaOf"}},
 		{"case variant with the prefix", append(slices.Clone(truth), tagger.Tag{Key: "GOV:createdby", Value: "arn:aws:iam::111122223333:user/mallory"}), nil, []string{"GOV:createdby"}},
 		{"case variants of every kind", append(slices.Clone(truth), tagger.Tag{Key: "gov:CREATEDBYROLE", Value: "x"}, tagger.Tag{Key: "team", Value: "y"}, tagger.Tag{Key: "Gov:CreationEventID", Value: "z"}), nil, []string{"gov:CREATEDBYROLE", "team", "Gov:CreationEventID"}},
 		{"other tags untouched", append(slices.Clone(truth), tagger.Tag{Key: "Project", Value: "apollo"}, tagger.Tag{Key: "CreatedBy", Value: "not ours: no prefix"}), nil, nil},
-		{"variant only", []tagger.Tag{{Key: "gov:createdBy", Value: "arn:aws:iam::111122223333:user/alice"}}, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "Team"}, []string{"gov:createdBy"}},
+		{"variant only", []tagger.Tag{{Key: "gov:createdBy", Value: "arn:aws:iam::111122223333:user/alice"}}, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedByEvidence", "Team"}, []string{"gov:createdBy"}},
 	}
 	p := mustPolicy(t, tagger.DefaultNames(), "gov:", []tagger.Tag{{Key: "Team", Value: "platform"}})
 	for _, tt := range tests {
@@ -264,7 +267,9 @@ func TestOwnsIgnoresCase(t *testing.T) {
 }
 
 func TestPlanTagBudget(t *testing.T) {
-	p := mustPolicy(t, tagger.DefaultNames(), "", []tagger.Tag{{Key: "ManagedBy", Value: "platform"}})
+	names := tagger.DefaultNames()
+	names.Evidence = "" // five tags to fit, in the order the cases count
+	p := mustPolicy(t, names, "", []tagger.Tag{{Key: "ManagedBy", Value: "platform"}})
 	creator := events.Creator{Type: "AssumedRole", PrincipalARN: "arn:aws:sts::111122223333:assumed-role/R/s", IssuerARN: "arn:aws:iam::111122223333:role/R"}
 	requestTags := func(n int, extra ...tagger.Tag) func(*events.KeyEvent) {
 		return func(ev *events.KeyEvent) {
@@ -350,5 +355,46 @@ func TestNewPolicyRejectsBadConfiguration(t *testing.T) {
 				t.Errorf("got error %v, want one containing %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestPlanEvidence: CreatedByEvidence says where the tags came from; a key
+// keeps the record it carries (the event, CloudTrail's history or the
+// trail's archive are one record of the same call), and a key tagged from
+// its creation date alone gets the record's value once one is found.
+func TestPlanEvidence(t *testing.T) {
+	p := mustPolicy(t, tagger.DefaultNames(), "", nil)
+	user := events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice"}
+	for _, tt := range []struct {
+		name, evidence, carried, want string
+		write                         bool
+	}{
+		{"the event", "", "", "event", true},
+		{"the history", "history", "", "history", true},
+		{"the trail archive", "trail-archive", "", "trail-archive", true},
+		{"a repair from the history keeps the event's", "history", "event", "event", false},
+		{"a redelivered event keeps the history's", "", "history", "history", false},
+		{"a record replaces the creation date alone", "history", "creation-date-only", "history", true},
+		{"a forged value is replaced", "", "trust-me", "event", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := keyEvent(user, func(ev *events.KeyEvent) { ev.Evidence = tt.evidence })
+			var current []tagger.Tag
+			if tt.carried != "" {
+				current = []tagger.Tag{{Key: "CreatedByEvidence", Value: tt.carried}}
+			}
+			got := p.Plan(ev, current)
+			if v, _ := valueOf(got.Tags, "CreatedByEvidence"); v != tt.want {
+				t.Errorf("CreatedByEvidence: got %q, want %q", v, tt.want)
+			}
+			if _, written := valueOf(got.Write, "CreatedByEvidence"); written != tt.write {
+				t.Errorf("written: got %v, want %v", written, tt.write)
+			}
+		})
+	}
+	off := tagger.DefaultNames()
+	off.Evidence = ""
+	if got := mustPolicy(t, off, "", nil).Plan(keyEvent(user), nil); slices.ContainsFunc(got.Tags, func(t tagger.Tag) bool { return t.Key == "CreatedByEvidence" }) {
+		t.Errorf("switched off: got %v, want no CreatedByEvidence", got.Tags)
 	}
 }
