@@ -1,7 +1,7 @@
 # kms-autotagger. `make demo` shows the product work on this machine with no
 # AWS account; `make test` runs every test. Tools the local targets need are
-# pinned (go.mod `tool` lines, package-lock.json) and installed into .tools/
-# and node_modules/ by the targets themselves.
+# pinned (tools/go.mod `tool` lines, tools/requirements.txt) and installed
+# into .tools/ by the targets themselves.
 
 SHELL       := bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -23,7 +23,7 @@ export AUTOTAGGER_VENV := $(VENV)
 # artifact (smaller, faster to start); bin/autotagger is the full binary.
 LAMBDA_TAGS := lambda.norpc,lambdaonly
 BUILD_FLAGS := -trimpath -tags $(LAMBDA_TAGS) -ldflags="-s -w"
-GO_SOURCES  := $(shell find . -name '*.go' -not -path './.tools/*' -not -path './node_modules/*') go.mod go.sum
+GO_SOURCES  := $(shell find . -name '*.go' -not -path './.tools/*') go.mod go.sum
 
 EVENT ?= events/createkey_iamuser.json
 STACK ?= kms-autotagger
@@ -46,7 +46,7 @@ build-AutoTaggerFunction:
 	@test -n "$(ARTIFACTS_DIR)" || { echo "ARTIFACTS_DIR is not set: run this target through 'sam build'" >&2; exit 1; }
 	GOOS=linux GOARCH=arm64 CGO_ENABLED=0 $(GO) build $(BUILD_FLAGS) -o "$(ARTIFACTS_DIR)/bootstrap" ./cmd/autotagger
 
-## tools: the pinned local stand-ins and checkers: local-kms and the Lambda runtime interface emulator (tools/go.mod), moto, cfn-lint and aws-sam-translator (tools/requirements.txt, in .tools/venv), local-aws-sqs (npm)
+## tools: the pinned local stand-ins and checkers: local-kms and the Lambda runtime interface emulator (tools/go.mod), moto, cfn-lint and aws-sam-translator (tools/requirements.txt, in .tools/venv)
 tools: $(TOOLS_BIN)/.installed $(VENV)/.installed
 
 $(TOOLS_BIN)/.installed: tools/go.mod tools/go.sum
@@ -76,7 +76,7 @@ CFN_LINT      := $(VENV)/bin/python -c 'import sys; from cfnlint.runner import m
 
 ## lint: gofmt, go vet, and cfn-lint (tools/requirements.txt) of template.yaml and deploy/*.yaml
 lint: $(VENV)/.installed
-	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './node_modules/*')); \
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './.tools/*')); \
 	if [ -n "$$unformatted" ]; then echo "gofmt would change: $$unformatted" >&2; exit 1; fi
 	$(GO) vet ./...
 	$(CFN_LINT) --include-checks I3042 -- $(CFN_TEMPLATES)

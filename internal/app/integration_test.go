@@ -24,7 +24,7 @@ import (
 
 // stack is the real handler, wired by app.NewHandler from the environment,
 // against local-kms in two regions behind the region router and the
-// local-aws-sqs stand-in.
+// SQS stand-in (moto).
 type stack struct {
 	*localawstest.Stack
 	handler *tagger.Handler
