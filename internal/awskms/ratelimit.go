@@ -9,13 +9,21 @@ import (
 	"golang.org/x/time/rate"
 )
 
+// LimitedOperations are the KMS operations WithRateLimit limits: the
+// writes, whose request quotas (10 per second each by default) every tagger
+// and person tagging keys in the account and Region shares. The reads the
+// handler makes before writing (DescribeKey, ListResourceTags) have quotas
+// of their own, far larger, and are not limited.
+var LimitedOperations = []string{"TagResource", "UntagResource"}
+
 // WithRateLimit returns a KMS client option that keeps the client's
-// requests, every retry included, to at most perSecond per second: each
-// attempt waits for a token of a golang.org/x/time/rate bucket that holds a
-// single token (no burst above the rate). Every client the option is applied
-// to gets a bucket of its own, which matches KMS's request quotas: they are
-// per account and Region, and the tagger keeps one client per account and
-// Region.
+// requests of each of LimitedOperations, every retry included, to at most
+// perSecond per second: each attempt waits for a token of a
+// golang.org/x/time/rate bucket that holds a single token (no burst above
+// the rate). Every client the option is applied to gets buckets of its own,
+// one per operation, which matches KMS's request quotas: they are per
+// operation, account and Region, and the tagger keeps one client per
+// account and Region.
 //
 // An attempt that cannot get its token before its context ends fails with
 // a *RateLimitError that wraps context.DeadlineExceeded: the retryer of
@@ -28,9 +36,16 @@ func WithRateLimit(perSecond float64) func(*kms.Options) {
 		return func(*kms.Options) {}
 	}
 	return func(o *kms.Options) {
-		lim := rate.NewLimiter(rate.Limit(perSecond), 1)
+		limiters := make(map[string]*rate.Limiter, len(LimitedOperations))
+		for _, op := range LimitedOperations {
+			limiters[op] = rate.NewLimiter(rate.Limit(perSecond), 1)
+		}
 		mw := middleware.FinalizeMiddlewareFunc("TagRateLimit",
 			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+				lim, ok := limiters[middleware.GetOperationName(ctx)]
+				if !ok {
+					return next.HandleFinalize(ctx, in)
+				}
 				if err := lim.Wait(ctx); err != nil {
 					if ctx.Err() == nil { // the wait would outlast the deadline
 						err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)

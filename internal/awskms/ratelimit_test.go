@@ -171,3 +171,34 @@ func TestWithRateLimitPerClient(t *testing.T) {
 		})
 	}
 }
+
+// TestWithRateLimitOnlyWrites: the limit is per write operation; the reads
+// the handler makes before writing are not held back, and UntagResource
+// has a bucket of its own.
+func TestWithRateLimitOnlyWrites(t *testing.T) {
+	k := newTimedKMS(t, 0)
+	c := k.client(awskms.WithRateLimit(0.5))
+	if err := tagOnce(context.Background(), c); err != nil {
+		t.Fatalf("TagResource: %v", err)
+	}
+	// TagResource's next turn is 2 s away, past this deadline; the others
+	// go at once.
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if _, err := c.DescribeKey(ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)}); err != nil {
+		t.Errorf("DescribeKey: got %v, want no wait", err)
+	}
+	if _, err := c.ListResourceTags(ctx, &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)}); err != nil {
+		t.Errorf("ListResourceTags: got %v, want no wait", err)
+	}
+	if _, err := c.UntagResource(ctx, &kms.UntagResourceInput{KeyId: aws.String(keyARN), TagKeys: []string{"k"}}); err != nil {
+		t.Errorf("UntagResource: got %v, want its own bucket", err)
+	}
+	var limitErr *awskms.RateLimitError
+	if err := tagOnce(ctx, c); !errors.As(err, &limitErr) {
+		t.Errorf("second TagResource: got %v, want a *RateLimitError", err)
+	}
+	if got := len(k.times()); got != 4 {
+		t.Errorf("requests sent: got %d, want 4", got)
+	}
+}

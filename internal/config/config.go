@@ -72,7 +72,7 @@ var Settings = []Setting{
 	{EnvMaxBackoff, "2s", "Longest wait between attempts (exponential backoff with jitter), a Go duration."},
 	{EnvNotFoundAttempts, "3", "Most attempts when KMS does not find a key it just created (eventual consistency)."},
 	{EnvDeadLetterReserve, "3s", "Time kept before the invocation deadline to write a dead letter; retries stop that much earlier. A Go duration."},
-	{EnvTagRateLimit, "1", "Most TagResource requests per second, retries included, that one instance of the function sends to one account and Region; 0 means no limit. Lambda runs up to the reserved concurrency of instances at once, so set it to the share of the account's KMS TagResource request quota the tagger may use divided by the reserved concurrency (1 for 10 per second with 10 instances). A call waits for its turn within the invocation deadline."},
+	{EnvTagRateLimit, "1", "Most TagResource requests per second, retries included, that one instance of the function sends to one account and Region, and as many UntagResource requests (the reads before a write are not limited); 0 means no limit. Lambda runs up to the reserved concurrency of instances at once, so set it to the share of the account's KMS TagResource request quota the tagger may use divided by the reserved concurrency (1 for 10 per second with 10 instances). A call waits for its turn within the invocation deadline."},
 	{EnvLogLevel, "INFO", "DEBUG, INFO, WARN or ERROR. Falls back to AWS_LAMBDA_LOG_LEVEL."},
 	{EnvMemberRoleName, "", "Name of the role the tagger assumes in another account to tag that account's keys (see docs/MULTIACCOUNT.md). Empty turns cross-account tagging off: keys of other accounts are dead-lettered."},
 	{EnvMemberRolePath, "/", "Path of that role, such as /governance/."},
