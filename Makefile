@@ -154,7 +154,7 @@ deploy-forwarders:
 	    --parameter-overrides HomeRegion="$$home"; \
 	done
 
-## deploy-member-stackset: create the service-managed StackSet of deploy/member-role.yaml and its instances in OU_IDS="ou-..." for STACKSET_REGIONS (default HOME_REGION); DRY_RUN=1 only prints the commands
+## deploy-member-stackset: create the service-managed StackSet of deploy/member-role.yaml and its instances in OU_IDS="ou-..." for STACKSET_REGIONS (default HOME_REGION), the role at MEMBER_ROLE_PATH (default /kms-autotagger/); DRY_RUN=1 only prints the commands
 deploy-member-stackset:
 	@command -v aws >/dev/null || { echo "deploy-member-stackset needs the AWS CLI (aws) on PATH, with credentials of the organization's management account or a StackSets delegated administrator (CALL_AS=DELEGATED_ADMIN)" >&2; exit 1; }
 	@test -n "$(strip $(OU_IDS))" || { echo 'name the organizational units: make deploy-member-stackset OU_IDS="ou-ab12-cdef3456" HOME_REGION=us-east-1 TAGGER_ROLE_ARN=arn:...' >&2; exit 1; }
@@ -172,7 +172,8 @@ deploy-member-stackset:
 	regions="$(strip $(STACKSET_REGIONS))"; regions="$${regions:-$$home}"; \
 	case " $$regions " in *" $$home "*) ;; *) echo "note: $$home is not in STACKSET_REGIONS: the member role is made only by the stack in $$home, so it must already exist or be added" >&2;; esac; \
 	params=(ParameterKey=TaggerRoleArn,ParameterValue="$$role" ParameterKey=CentralAccountId,ParameterValue="$$central" \
-	  ParameterKey=HomeRegion,ParameterValue="$$home" ParameterKey=RoleName,ParameterValue="$(or $(MEMBER_ROLE_NAME),kms-autotagger-member)"); \
+	  ParameterKey=HomeRegion,ParameterValue="$$home" ParameterKey=RoleName,ParameterValue="$(or $(MEMBER_ROLE_NAME),kms-autotagger-member)" \
+	  ParameterKey=RolePath,ParameterValue="$(or $(MEMBER_ROLE_PATH),/kms-autotagger/)"); \
 	if [ -n "$(MEMBER_ROLE_EXTERNAL_ID)" ]; then params+=(ParameterKey=ExternalId,ParameterValue="$(MEMBER_ROLE_EXTERNAL_ID)"); fi; \
 	keys="$(MEMBER_TAG_KEYS)"; if [ -n "$$keys" ]; then params+=(ParameterKey=TagKeys,ParameterValue="$${keys//,/\\,}"); fi; \
 	if aws cloudformation describe-stack-set --region "$$home" --call-as "$(CALL_AS)" --stack-set-name "$(MEMBER_STACKSET)" >/dev/null 2>&1; then \

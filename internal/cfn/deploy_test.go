@@ -22,21 +22,29 @@ const (
 	forwarderRole    = "ForwarderRole"
 	forwarderQueue   = "ForwarderDeadLetterQueue"
 	forwarderPolicy  = "ForwarderDeadLetterQueuePolicy"
+	tagForwardRuleID = "TagChangeForwardRule"
 	placeholderID    = "NothingToForward"
 	memberRoleID     = "MemberTaggingRole"
 	centralPolicyID  = "OrganizationPutEvents"
-	taggerRoleARN    = "arn:aws:iam::111122223333:role/kms-autotagger-AutoTaggerFunctionRole-1QW2E3R4T5Y6"
+	scpID            = "GovernanceTagsPolicy"
+	governedKeyID    = "GovernedKey"
+	taggerRoleARN    = "arn:aws:iam::111122223333:role/kms-autotagger/kms-autotagger-AutoTaggerFunctionRole-1QW2E3R4T5Y6"
 	thirdAccount     = "777788889999"
 	defaultMemberTag = "kms-autotagger-member"
+	// taggersPath is the default TaggerRolePath, MemberRolePath and
+	// RolePath of every template.
+	taggersPath = "/kms-autotagger/"
 )
 
-var deployPaths = []string{forwarderPath, memberPath, busPolicyPath}
+var deployPaths = []string{forwarderPath, memberPath, busPolicyPath, scpPath, keyPolicyPath}
 
-// forwarderParams and memberParams are the parameters a deployment gives
-// (the others keep their defaults).
+// forwarderParams, memberParams, scpParams and keyPolicyParams are the
+// parameters a deployment gives (the others keep their defaults).
 var (
 	forwarderParams = map[string]string{"HomeRegion": homeRegion}
 	memberParams    = map[string]string{"TaggerRoleArn": taggerRoleARN, "CentralAccountId": centralAccount, "HomeRegion": homeRegion}
+	scpParams       = map[string]string{"TaggerAccountId": centralAccount}
+	keyPolicyParams = map[string]string{"TaggerAccountId": centralAccount}
 )
 
 // TestDeployTemplatesArePlainCloudFormation checks what StackSets need.
@@ -64,7 +72,14 @@ func TestDeployParameterPatterns(t *testing.T) {
 		{forwarderPath, "HomeAccountId", []string{"", "111122223333"}, []string{"11112222333", "x11122223333"}},
 		{memberPath, "TaggerRoleArn", []string{taggerRoleARN, "arn:aws-us-gov:iam::111122223333:role/ops/tagger"}, []string{"", "arn:aws:iam::111122223333:user/alice", "arn:aws:iam::*:role/x"}},
 		{memberPath, "RoleName", []string{"kms-autotagger-member", strings.Repeat("r", 64)}, []string{"", "a/b", strings.Repeat("r", 65)}},
-		{memberPath, "RolePath", []string{"/", "/governance/", "/a/b/"}, []string{"", "governance", "/governance"}},
+		{memberPath, "RolePath", []string{"/", "/governance/", "/a/b/", taggersPath}, []string{"", "governance", "/governance", "/a*/", "/a?/", "/a//b/", "/a b/"}},
+		{scpPath, "TaggerAccountId", []string{centralAccount}, []string{"", "*", "11112222333", "x11122223333"}},
+		{scpPath, "TaggerRolePath", []string{taggersPath, "/governance/kms-autotagger/"}, []string{"", "/", "/kms-autotagger/*", "/k?/", "/a//b/"}},
+		{scpPath, "MemberRoleName", []string{defaultMemberTag}, []string{"", "*", "kms-autotagger-*", "a/b"}},
+		{scpPath, "TaggerDeployerRole", []string{"", "deployer", "admin/deployer"}, []string{"*", "deploy*", "/deployer", "admin/", "a//b", "admin/*"}},
+		{keyPolicyPath, "TaggerAccountId", []string{centralAccount}, []string{"", "*", "11112222333"}},
+		{keyPolicyPath, "TaggerRolePath", []string{taggersPath}, []string{"", "/", "/kms-autotagger/*"}},
+		{keyPolicyPath, "MemberRoleName", []string{defaultMemberTag}, []string{"", "*", "kms-autotagger-*"}},
 		{memberPath, "ExternalId", []string{"", "o-a1b2c3d4e5-kms", "ab"}, []string{"a", "has space"}},
 		{busPolicyPath, "OrganizationId", []string{"o-a1b2c3d4e5", "o-abcdefghij0123456789"}, []string{"", "r-ab12", "o-short", "123456789012"}},
 	}
@@ -125,6 +140,15 @@ func TestForwardRulesMatchTheTaggersEvents(t *testing.T) {
 func TestForwardTargets(t *testing.T) {
 	// A forwarder in China, forwarding to cn-north-1, is left out: moto's
 	// AWS::Partition is always aws (see moto_test.go).
+	// The tag changes are forwarded only to a tagger of the stack's own
+	// account: it repairs the keys of its own account only (their creation
+	// events are in its CloudTrail history), and the member accounts' tag
+	// changes are denied by deploy/governance-scp.yaml instead.
+	withoutTags := func(m map[string]string) map[string]string {
+		m = maps.Clone(m)
+		m["ForwardTagChanges"] = "false"
+		return m
+	}
 	tests := []struct {
 		name          string
 		path          string
@@ -133,22 +157,30 @@ func TestForwardTargets(t *testing.T) {
 		params        map[string]string
 		wantBus       string
 		wantForwarded bool
+		wantTags      bool
 	}{
 		{"forwarder in another region", forwarderPath, centralAccount, "us-west-2", forwarderParams,
-			"arn:aws:events:us-east-1:111122223333:event-bus/default", true},
-		{"forwarder in the home region", forwarderPath, centralAccount, homeRegion, forwarderParams, "", false},
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, true},
+		{"forwarder in another region, no tag changes", forwarderPath, centralAccount, "us-west-2", withoutTags(forwarderParams),
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, false},
+		{"forwarder in the home region", forwarderPath, centralAccount, homeRegion, forwarderParams, "", false, false},
 		{"forwarder with the home account given", forwarderPath, memberAccount, homeRegion,
 			map[string]string{"HomeRegion": homeRegion, "HomeAccountId": centralAccount},
-			"arn:aws:events:us-east-1:111122223333:event-bus/default", true},
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, false},
 		{"forwarder given its own account, home region", forwarderPath, centralAccount, homeRegion,
-			map[string]string{"HomeRegion": homeRegion, "HomeAccountId": centralAccount}, "", false},
+			map[string]string{"HomeRegion": homeRegion, "HomeAccountId": centralAccount}, "", false, false},
+		{"forwarder given its own account, another region", forwarderPath, centralAccount, "eu-west-1",
+			map[string]string{"HomeRegion": homeRegion, "HomeAccountId": centralAccount},
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, true},
 		{"member in the home region", memberPath, memberAccount, homeRegion, memberParams,
-			"arn:aws:events:us-east-1:111122223333:event-bus/default", true},
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, false},
 		{"member in another region", memberPath, memberAccount, "ap-southeast-2", memberParams,
-			"arn:aws:events:us-east-1:111122223333:event-bus/default", true},
-		{"member stack in the central account's home region", memberPath, centralAccount, homeRegion, memberParams, "", false},
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, false},
+		{"member stack in the central account's home region", memberPath, centralAccount, homeRegion, memberParams, "", false, false},
 		{"member stack in the central account's other region", memberPath, centralAccount, "eu-west-1", memberParams,
-			"arn:aws:events:us-east-1:111122223333:event-bus/default", true},
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, true},
+		{"member stack in the central account's other region, no tag changes", memberPath, centralAccount, "eu-west-1", withoutTags(memberParams),
+			"arn:aws:events:us-east-1:111122223333:event-bus/default", true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -170,6 +202,12 @@ func TestForwardTargets(t *testing.T) {
 					t.Errorf("output %s: got %v, want %v", name, got, forwarded)
 				}
 			}
+			if got := s.created(tagForwardRuleID); got != tt.wantTags {
+				t.Errorf("%s created: got %v, want %v", tagForwardRuleID, got, tt.wantTags)
+			}
+			if _, got := s.outputs["TagChangeForwardRuleArn"]; got != tt.wantTags {
+				t.Errorf("output TagChangeForwardRuleArn: got %v, want %v", got, tt.wantTags)
+			}
 			if got := s.created(placeholderID); got == forwarded {
 				t.Errorf("placeholder %s created: got %v, want %v", placeholderID, got, !forwarded)
 			}
@@ -179,42 +217,68 @@ func TestForwardTargets(t *testing.T) {
 			if !tt.wantForwarded {
 				return
 			}
-			r := s.rule(t, forwardRuleID)
-			if got := s.output(t, "ForwardRuleArn"); got != r.arn {
-				t.Errorf("output ForwardRuleArn: got %s, want the rule's %s", got, r.arn)
-			}
-			if len(r.targets) != 1 {
-				t.Fatalf("targets: got %d, want one", len(r.targets))
-			}
-			target := r.targets[0]
 			queueARN := s.queue(t, forwarderQueue)["QueueArn"]
-			if got := aws.ToString(target.Arn); got != tt.wantBus {
-				t.Errorf("target Arn: got %s, want %s", got, tt.wantBus)
+			var ruleARNs []string
+			for id, output := range map[string]string{forwardRuleID: "ForwardRuleArn", tagForwardRuleID: "TagChangeForwardRuleArn"} {
+				if !s.created(id) {
+					continue
+				}
+				r := s.rule(t, id)
+				ruleARNs = append(ruleARNs, r.arn)
+				if got := s.output(t, output); got != r.arn {
+					t.Errorf("output %s: got %s, want the rule's %s", output, got, r.arn)
+				}
+				if len(r.targets) != 1 {
+					t.Fatalf("%s targets: got %d, want one", id, len(r.targets))
+				}
+				target := r.targets[0]
+				if got := aws.ToString(target.Arn); got != tt.wantBus {
+					t.Errorf("%s target Arn: got %s, want %s", id, got, tt.wantBus)
+				}
+				if got, want := aws.ToString(target.RoleArn), s.roleARN(t, forwarderRole); got != want {
+					t.Errorf("%s target RoleArn: got %s, want the forwarder role %s", id, got, want)
+				}
+				if target.DeadLetterConfig == nil || aws.ToString(target.DeadLetterConfig.Arn) != queueARN {
+					t.Errorf("%s target DeadLetterConfig: got %+v, want the queue %s", id, target.DeadLetterConfig, queueARN)
+				}
+				if target.RetryPolicy == nil {
+					t.Errorf("%s target has no RetryPolicy", id)
+				} else {
+					checkRetryPolicy(t, target.RetryPolicy.MaximumRetryAttempts, target.RetryPolicy.MaximumEventAgeInSeconds)
+				}
 			}
-			if got, want := aws.ToString(target.RoleArn), s.roleARN(t, forwarderRole); got != want {
-				t.Errorf("target RoleArn: got %s, want the forwarder role %s", got, want)
-			}
-			if target.DeadLetterConfig == nil || aws.ToString(target.DeadLetterConfig.Arn) != queueARN {
-				t.Errorf("target DeadLetterConfig: got %+v, want the queue %s", target.DeadLetterConfig, queueARN)
-			}
-			if target.RetryPolicy == nil {
-				t.Error("target has no RetryPolicy")
-			} else {
-				checkRetryPolicy(t, target.RetryPolicy.MaximumRetryAttempts, target.RetryPolicy.MaximumEventAgeInSeconds)
-			}
+			ruleARNs = sortStrings(ruleARNs)
 
 			// The role may put events on that bus and nothing else. It has
 			// no RoleName: one stack per region would collide on it.
 			if v, named := s.template.Resources[forwarderRole].Properties["RoleName"]; named {
 				t.Errorf("forwarder role RoleName = %v, want none", v)
 			}
+			// EventBridge may assume it for this stack's rules only
+			// (aws:SourceArn: the rules' ARNs, as EventBridge has them).
 			trust := s.trust(t, forwarderRole)
 			want := []statement{{
 				"Effect": "Allow", "Principal": map[string]any{"Service": "events.amazonaws.com"}, "Action": "sts:AssumeRole",
-				"Condition": map[string]any{"StringEquals": map[string]any{"aws:SourceAccount": tt.account}},
+				"Condition": map[string]any{
+					"StringEquals": map[string]any{"aws:SourceAccount": tt.account},
+					"ArnEquals":    map[string]any{"aws:SourceArn": anys(ruleARNs)},
+				},
 			}}
 			if !reflect.DeepEqual(trust, want) {
 				t.Errorf("forwarder role trust: got %v, want %v", trust, want)
+			}
+			assume := func(rule string) request {
+				return request{action: "sts:AssumeRole", resource: s.roleARN(t, forwarderRole), service: "events.amazonaws.com",
+					keys: map[string][]string{"aws:SourceArn": {rule}, "aws:SourceAccount": {tt.account}}}
+			}
+			for _, r := range ruleARNs {
+				if got := evalPolicy(t, trust, assume(r), true); got != allowed {
+					t.Errorf("EventBridge for %s assuming the role: got %s, want allowed", r, got)
+				}
+			}
+			other := "arn:aws:events:" + tt.region + ":" + tt.account + ":rule/another-rule"
+			if got := evalPolicy(t, trust, assume(other), true); got == allowed {
+				t.Errorf("EventBridge for another rule of the account assuming the role: allowed, want not (confused deputy)")
 			}
 			checkNoManagedPolicies(t, s, forwarderRole)
 			grants := s.allInline(t, forwarderRole)
@@ -227,14 +291,44 @@ func TestForwardTargets(t *testing.T) {
 			if got, want := s.probe(t, forwarderPolicy)["Queues"], []any{s.physicalID(t, forwarderQueue)}; !reflect.DeepEqual(got, want) {
 				t.Errorf("queue policy Queues: got %v, want %v", got, want)
 			}
-			wantStmt := []statement{{
-				"Sid": "EventBridgeUndeliverableEvents", "Effect": "Allow", "Principal": map[string]any{"Service": "events.amazonaws.com"},
-				"Action": "sqs:SendMessage", "Resource": queueARN,
-				"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": r.arn}},
-			}}
-			if got := probeStatements(t, s, forwarderPolicy, "PolicyDocument"); !reflect.DeepEqual(got, wantStmt) {
-				t.Errorf("queue policy statements: got %v, want %v", got, wantStmt)
+			wantStmt := []statement{
+				{
+					"Sid": "EventBridgeUndeliverableEvents", "Effect": "Allow", "Principal": map[string]any{"Service": "events.amazonaws.com"},
+					"Action": "sqs:SendMessage", "Resource": queueARN,
+					"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": anys(ruleARNs)}},
+				},
+				{
+					"Sid": "OnlyTheRulesSend", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": queueARN,
+					"Condition": map[string]any{"ArnNotEquals": map[string]any{"aws:SourceArn": anys(ruleARNs)}},
+				},
+				tlsOnly(queueARN),
 			}
+			stmts := probeStatements(t, s, forwarderPolicy, "PolicyDocument")
+			for _, st := range stmts {
+				// One rule: moto keeps the one-element list as it is.
+				if arns, ok := conditionValue(st, "ArnEquals", "aws:SourceArn"); ok {
+					if l, _ := stringList(arns); len(l) > 0 {
+						st["Condition"].(map[string]any)["ArnEquals"].(map[string]any)["aws:SourceArn"] = anys(sortStrings(l))
+					}
+				}
+				if arns, ok := conditionValue(st, "ArnNotEquals", "aws:SourceArn"); ok {
+					if l, _ := stringList(arns); len(l) > 0 {
+						st["Condition"].(map[string]any)["ArnNotEquals"].(map[string]any)["aws:SourceArn"] = anys(sortStrings(l))
+					}
+				}
+			}
+			if !reflect.DeepEqual(stmts, wantStmt) {
+				t.Errorf("queue policy statements:\n got %v\nwant %v", stmts, wantStmt)
+			}
+			cases := []sendCase{
+				{"an administrator of the account", request{action: "sqs:SendMessage", resource: queueARN, principalARN: "arn:aws:iam::" + tt.account + ":role/Admin", keys: tls()}, true},
+				{"EventBridge for another rule", request{action: "sqs:SendMessage", resource: queueARN, service: "events.amazonaws.com", keys: tls("aws:SourceArn", other)}, true},
+				{"without TLS", request{action: "sqs:SendMessage", resource: queueARN, service: "events.amazonaws.com", keys: map[string][]string{"aws:SecureTransport": {"false"}, "aws:SourceArn": {ruleARNs[0]}}}, true},
+			}
+			for _, r := range ruleARNs {
+				cases = append(cases, sendCase{"EventBridge for " + r, request{action: "sqs:SendMessage", resource: queueARN, service: "events.amazonaws.com", keys: tls("aws:SourceArn", r)}, false})
+			}
+			checkQueueAttacks(t, stmts, cases)
 			attrs := s.queue(t, forwarderQueue)
 			if got := attrs["SqsManagedSseEnabled"]; got != "true" {
 				t.Errorf("queue SqsManagedSseEnabled: got %q, want true", got)
@@ -269,20 +363,41 @@ func checkNoManagedPolicies(t testing.TB, s *stack, id string) {
 	}
 }
 
-// TestNoWildcardActionsAnywhere walks every policy of stacks that create
-// every resource of the deploy/ templates: the roles' as IAM has them, the
-// others' (queue and bus policies, which moto does not create) from the
-// probes.
+// TestNoWildcardActionsAnywhere walks every policy of stacks that together
+// create every resource of template.yaml and of the deploy/ templates: the
+// roles' as IAM has them, the others' (queue, bus, key and service control
+// policies, an AWS::IAM::Policy) from the probes. A wildcard is refused in
+// Deny statements too: every action a statement names is one action.
 func TestNoWildcardActionsAnywhere(t *testing.T) {
-	stacks := map[string]*stack{
-		filepath.Base(forwarderPath): deploy(t, stackSpec{template: forwarderPath, region: "us-west-2", params: forwarderParams}),
-		filepath.Base(memberPath):    deploy(t, stackSpec{template: memberPath, account: memberAccount, params: memberParams}),
-		filepath.Base(busPolicyPath): deploy(t, stackSpec{template: busPolicyPath, params: map[string]string{"OrganizationId": orgID}}),
+	stacks := map[string][]*stack{
+		filepath.Base(templatePath):  {taggerStack(t, everythingOn)},
+		filepath.Base(forwarderPath): {deploy(t, stackSpec{template: forwarderPath, region: "us-west-2", params: forwarderParams})},
+		// The role is made in the home region only, the tag changes are
+		// forwarded from the tagger's own account only.
+		filepath.Base(memberPath): {
+			deploy(t, stackSpec{template: memberPath, account: memberAccount, params: memberParams}),
+			deploy(t, stackSpec{template: memberPath, region: "eu-west-1", params: memberParams}),
+		},
+		filepath.Base(busPolicyPath): {deploy(t, stackSpec{template: busPolicyPath, params: map[string]string{"OrganizationId": orgID}})},
+		filepath.Base(scpPath):       {deploy(t, stackSpec{template: scpPath, params: scpParams})},
+		filepath.Base(keyPolicyPath): {deploy(t, stackSpec{template: keyPolicyPath, params: keyPolicyParams})},
 	}
-	for name, s := range stacks {
+	for _, path := range deployPaths {
+		if _, ok := stacks[filepath.Base(path)]; !ok {
+			t.Errorf("%s has no stack here", path)
+		}
+	}
+	for name, list := range stacks {
 		t.Run(name, func(t *testing.T) {
-			if _, placeholder := s.template.Resources[placeholderID]; len(s.probes) != len(s.template.Resources)-btoi(placeholder) {
-				t.Fatalf("resources created: got %d, want all %d but the placeholder", len(s.probes), len(s.template.Resources))
+			made := map[string]bool{}
+			for _, s := range list {
+				for id := range s.probes {
+					made[id] = true
+				}
+			}
+			tpl := list[0].template
+			if _, placeholder := tpl.Resources[placeholderID]; len(made) != len(tpl.Resources)-btoi(placeholder) {
+				t.Fatalf("resources created: got %q, want all %d but the placeholder", slices.Sorted(maps.Keys(made)), len(tpl.Resources))
 			}
 			found := 0
 			check := func(where string, v any) {
@@ -320,15 +435,17 @@ func TestNoWildcardActionsAnywhere(t *testing.T) {
 				}
 				walk(v, where)
 			}
-			for _, id := range slices.Sorted(maps.Keys(s.probes)) {
-				if s.template.Resources[id].Type == "AWS::IAM::Role" {
-					check(id+".trust", s.trust(t, id))
-					for policy, stmts := range s.inlinePolicies(t, id) {
-						check(id+"."+policy, stmts)
+			for _, s := range list {
+				for _, id := range slices.Sorted(maps.Keys(s.probes)) {
+					if s.template.Resources[id].Type == "AWS::IAM::Role" {
+						check(id+".trust", s.trust(t, id))
+						for policy, stmts := range s.inlinePolicies(t, id) {
+							check(id+"."+policy, stmts)
+						}
+						continue
 					}
-					continue
+					check(id, s.probes[id])
 				}
-				check(id, s.probes[id])
 			}
 			if found == 0 {
 				t.Error("found no Action at all")
@@ -339,7 +456,7 @@ func TestNoWildcardActionsAnywhere(t *testing.T) {
 
 func TestMemberRole(t *testing.T) {
 	tpl := translated(t, memberPath, nil)
-	for _, c := range []struct{ param, want string }{{"RoleName", defaultMemberTag}, {"RolePath", "/"}} {
+	for _, c := range []struct{ param, want string }{{"RoleName", defaultMemberTag}, {"RolePath", taggersPath}} {
 		if got := tpl.Parameters[c.param].DefaultString(); got != c.want {
 			t.Errorf("%s Default: got %q, want %q", c.param, got, c.want)
 		}
@@ -367,7 +484,7 @@ func TestMemberRole(t *testing.T) {
 			wantPath      string
 			wantTrustCond any
 		}{
-			{"defaults", memberAccount, nil, defaultMemberTag, "/", nil},
+			{"defaults", memberAccount, nil, defaultMemberTag, taggersPath, nil},
 			{"named, with an external id", thirdAccount,
 				map[string]string{"RoleName": "tagger", "RolePath": "/governance/", "ExternalId": "o-a1b2c3d4e5-kms"},
 				"tagger", "/governance/", map[string]any{"StringEquals": map[string]any{"sts:ExternalId": "o-a1b2c3d4e5-kms"}}},
@@ -403,22 +520,59 @@ func TestMemberRole(t *testing.T) {
 		s := deploy(t, stackSpec{template: memberPath, account: memberAccount, params: memberParams})
 		checkNoManagedPolicies(t, s, memberRoleID)
 		grants := s.allInline(t, memberRoleID)
-		if len(grants) != 1 {
-			t.Fatalf("statements: got %v, want one", grants)
+		// What the handler does with a key through the role: describe it,
+		// read its tags, write the governance tags and remove owned keys
+		// and their case variants; on this account's keys only.
+		keys := "arn:aws:kms:*:" + memberAccount + ":key/*"
+		var actions []string
+		for _, g := range grants {
+			acts, _ := stringList(g["Action"])
+			actions = append(actions, acts...)
+			if g["Effect"] != "Allow" || g["Resource"] != keys {
+				t.Errorf("statement %v: Effect %v Resource %#v, want Allow on only this account's keys %q", g["Sid"], g["Effect"], g["Resource"], keys)
+			}
 		}
-		g := grants[0]
-		if g["Effect"] != "Allow" || g["Action"] != "kms:TagResource" {
-			t.Errorf("Effect, Action: got %v, %#v, want Allow, kms:TagResource only", g["Effect"], g["Action"])
-		}
-		if got, want := g["Resource"], "arn:aws:kms:*:"+memberAccount+":key/*"; got != want {
-			t.Errorf("Resource: got %#v, want only this account's keys %q", got, want)
+		if want := []string{"kms:DescribeKey", "kms:ListResourceTags", "kms:TagResource", "kms:UntagResource"}; !slices.Equal(sortStrings(actions), want) {
+			t.Errorf("actions: got %q, want %q", actions, want)
 		}
 		policy, err := tagger.NewPolicy(tagger.DefaultNames(), "", nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if got, want := tagKeys(t, grants), sortStrings(policy.Keys()); !slices.Equal(got, want) {
-			t.Errorf("aws:TagKeys by default: got %q, want the tagger's default tag keys %q", got, want)
+		want := sortStrings(policy.Keys())
+		if got := tagKeys(t, grants, "kms:TagResource", "ForAllValues:StringEquals"); !slices.Equal(got, want) {
+			t.Errorf("kms:TagResource aws:TagKeys by default: got %q, want the tagger's default tag keys %q", got, want)
+		}
+		if got := tagKeys(t, grants, "kms:UntagResource", "ForAllValues:StringEqualsIgnoreCase"); !slices.Equal(got, want) {
+			t.Errorf("kms:UntagResource aws:TagKeys (ignoring case) by default: got %q, want the tagger's default tag keys %q", got, want)
+		}
+		// The attack: a case variant of a governance key. The role may
+		// remove it (the handler does) but never write it.
+		role := s.roleARN(t, memberRoleID)
+		key := "arn:aws:kms:eu-west-1:" + memberAccount + ":key/k"
+		for _, c := range []struct {
+			action string
+			tags   []string
+			want   decision
+		}{
+			{"kms:TagResource", []string{"CreatedBy"}, allowed},
+			{"kms:TagResource", []string{"createdby"}, implicitDeny},
+			{"kms:TagResource", []string{"Owner"}, implicitDeny},
+			{"kms:UntagResource", []string{"createdby", "CREATEDAT"}, allowed},
+			{"kms:UntagResource", []string{"Owner"}, implicitDeny},
+			{"kms:TagResource", nil, implicitDeny},
+		} {
+			req := request{action: c.action, resource: key, principalARN: role, keys: map[string][]string{}}
+			if c.tags != nil {
+				req.keys["aws:TagKeys"] = c.tags
+			}
+			if got := evalPolicy(t, grants, req, false); got != c.want {
+				t.Errorf("%s of %q: got %s, want %s", c.action, c.tags, got, c.want)
+			}
+		}
+		if got := evalPolicy(t, grants, request{action: "kms:TagResource", resource: "arn:aws:kms:eu-west-1:" + thirdAccount + ":key/k", principalARN: role,
+			keys: map[string][]string{"aws:TagKeys": {"CreatedBy"}}}, false); got == allowed {
+			t.Error("TagResource of another account's key: allowed, want not")
 		}
 	})
 }

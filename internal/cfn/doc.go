@@ -18,6 +18,23 @@
 //     is put on a bus whose rule has the deployed rule's event pattern, so
 //     which events reach the function is decided by an implementation of
 //     EventBridge's pattern matching written elsewhere.
+//   - The real handler: TestMetricLinesSurviveEveryLogLevel runs
+//     app.NewHandler with the environment a deployed stack gives its
+//     function, against local-kms and the SQS stand-in, and puts its output
+//     through Lambda's documented log-level filter.
 //
-// cfn-lint checks the same templates in `make lint`.
+// The stand-ins enforce no IAM, key, queue or service control policy, so
+// the attack tests on the policies (a case variant of a governance tag, a
+// role of the tagger's name in another account or off its path, a message
+// sent to a queue by another principal) evaluate the deployed statements
+// with iameval_test.go's evalPolicy: a reading of IAM's documented
+// evaluation (explicit deny wins) for the statement shapes the templates
+// use, itself checked on IAM's documented cases. loglevel_test.go's
+// lambdaKeeps is likewise a reading of Lambda's documented log-level
+// filter. They are the only readings of a service's behaviour written here.
+//
+// cfn-lint checks the same templates in `make lint`, and the service
+// control policy's statements as an IAM policy in
+// TestGovernanceSCPPassesCfnLint (cfn-lint does not look inside an
+// AWS::Organizations::Policy's Content).
 package cfn

@@ -26,6 +26,8 @@ const (
 	forwarderPath = "../../deploy/region-forwarder.yaml"
 	memberPath    = "../../deploy/member-role.yaml"
 	busPolicyPath = "../../deploy/central-bus-policy.yaml"
+	scpPath       = "../../deploy/governance-scp.yaml"
+	keyPolicyPath = "../../deploy/key-policy-statement.yaml"
 	eventsDir     = "../../events"
 	samTransform  = "../../tools/samtransform.py"
 )

@@ -65,17 +65,37 @@ import (
 //     cfn-lint's I3042 check that no ARN names a partition.
 //   - It checks no parameter constraint (AllowedPattern, MinValue, ...):
 //     TestParameterPatterns and TestDeployParameterPatterns check those.
+//   - It reports SqsManagedSseEnabled true for every queue, one with a KMS
+//     key too, and answers GetKeyPolicy of a key a template made with the
+//     policy as an object: TestDeadLetterQueueEncryption reads the queue's
+//     property from the probe, keyPolicy reads the key's policy with
+//     rawJSON.
+//   - It ignores the Rules section, where CloudFormation refuses to create a
+//     stack whose rule applies and an assertion of it fails. For each
+//     assertion the deployed copy has a condition, made of the rule's own
+//     RuleCondition and Assert, that holds exactly when CloudFormation would
+//     refuse the stack for it, and an output rulePrefix+rule+index under that
+//     condition: moto evaluates them as it evaluates the template's own
+//     conditions (a Rules section may use functions Conditions do not know,
+//     such as Fn::Contains; forMoto fails on those), and deploy fails a test
+//     whose stack CloudFormation would refuse unless the spec says it may be
+//     (stackSpec.refusable, stack.refusals).
 var motoCannotCreate = map[string]bool{
 	"AWS::CloudFormation::WaitConditionHandle": true, // a "null model": nothing to create
 	"AWS::CloudWatch::Alarm":                   true,
 	"AWS::Events::EventBusPolicy":              true,
 	"AWS::Lambda::EventInvokeConfig":           true,
+	"AWS::Organizations::Policy":               true,
 	"AWS::SNS::Subscription":                   true,
 	"AWS::SQS::QueuePolicy":                    true,
 }
 
-// probePrefix starts the name of the outputs forMoto adds.
-const probePrefix = "MotoProbe"
+// probePrefix starts the name of the outputs forMoto adds for resources;
+// rulePrefix the name of those it adds for the assertions of Rules.
+const (
+	probePrefix = "MotoProbe"
+	rulePrefix  = "MotoRuleRefuses"
+)
 
 // forMoto returns the copy of the translated template deployed to moto (see
 // above).
@@ -104,6 +124,7 @@ func forMoto(t testing.TB, tpl *cfnTemplate) []byte {
 		outputs = map[string]any{}
 		doc["Outputs"] = outputs
 	}
+	rulesAsConditions(t, doc, outputs)
 	resources, _ := doc["Resources"].(map[string]any)
 	for id, v := range resources {
 		r, _ := v.(map[string]any)
@@ -132,6 +153,62 @@ func forMoto(t testing.TB, tpl *cfnTemplate) []byte {
 	return out
 }
 
+// rulesAsConditions replaces the Rules section of doc by the conditions and
+// outputs that say which assertions CloudFormation would refuse the stack
+// for (see above).
+func rulesAsConditions(t testing.TB, doc, outputs map[string]any) {
+	t.Helper()
+	rules, _ := doc["Rules"].(map[string]any)
+	if len(rules) == 0 {
+		return
+	}
+	delete(doc, "Rules")
+	conditions, _ := doc["Conditions"].(map[string]any)
+	if conditions == nil {
+		conditions = map[string]any{}
+		doc["Conditions"] = conditions
+	}
+	var check func(v any)
+	check = func(v any) {
+		switch x := v.(type) {
+		case map[string]any:
+			for k, el := range x {
+				if k != "Ref" && k != "Fn::Equals" && k != "Fn::Not" && k != "Fn::And" && k != "Fn::Or" {
+					t.Fatalf("a Rules section uses %s, which conditions cannot evaluate: check it another way", k)
+				}
+				check(el)
+			}
+		case []any:
+			for _, el := range x {
+				check(el)
+			}
+		}
+	}
+	for name, v := range rules {
+		r, _ := v.(map[string]any)
+		applies, ok := r["RuleCondition"]
+		if !ok {
+			applies = map[string]any{"Fn::Equals": []any{"always", "always"}}
+		}
+		check(applies)
+		assertions, _ := r["Assertions"].([]any)
+		if len(assertions) == 0 {
+			t.Fatalf("rule %s has no Assertions", name)
+		}
+		for i, a := range assertions {
+			am, _ := a.(map[string]any)
+			check(am["Assert"])
+			id := fmt.Sprintf("%s%s%d", rulePrefix, name, i)
+			conditions[id] = map[string]any{"Fn::And": []any{deepCopy(t, applies), map[string]any{"Fn::Not": []any{deepCopy(t, am["Assert"])}}}}
+			desc, _ := am["AssertDescription"].(string)
+			if desc == "" {
+				desc = "assertion " + fmt.Sprint(i) + " of rule " + name
+			}
+			outputs[id] = map[string]any{"Condition": id, "Value": desc}
+		}
+	}
+}
+
 func deepCopy(t testing.TB, v any) any {
 	t.Helper()
 	data, err := json.Marshal(v)
@@ -152,6 +229,10 @@ type stackSpec struct {
 	account  string            // centralAccount when empty
 	region   string            // homeRegion when empty
 	params   map[string]string // parameter values; the others keep their defaults
+	// refusable says the test expects CloudFormation may refuse the stack
+	// for a rule of the template (stack.refusals); without it, deploy fails
+	// the test of a stack that would be refused.
+	refusable bool
 }
 
 func (s stackSpec) withDefaults() stackSpec {
@@ -167,7 +248,7 @@ func (s stackSpec) withDefaults() stackSpec {
 func (s stackSpec) key() string {
 	keys := slices.Sorted(maps.Keys(s.params))
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s|%s|%s|%s", s.template, s.name, s.account, s.region)
+	fmt.Fprintf(&b, "%s|%s|%s|%s|%v", s.template, s.name, s.account, s.region, s.refusable)
 	for _, k := range keys {
 		fmt.Fprintf(&b, "|%s=%s", k, s.params[k])
 	}
@@ -180,6 +261,8 @@ var stackNames = map[string]string{
 	forwarderPath: "kms-autotagger-forwarder",
 	memberPath:    "kms-autotagger-member",
 	busPolicyPath: "kms-autotagger-organization",
+	scpPath:       "kms-autotagger-governance",
+	keyPolicyPath: "kms-autotagger-governed-key",
 }
 
 // stack is a stack moto created.
@@ -194,6 +277,10 @@ type stack struct {
 	// probes holds, by logical id, the properties of every resource
 	// CloudFormation would create in the stack, as moto evaluated them.
 	probes map[string]map[string]any
+	// refusals are the AssertDescriptions of the assertions of the
+	// template's Rules that fail for the stack's parameters: CloudFormation
+	// would refuse to create it.
+	refusals []string
 	// physical holds the physical ids of the resources moto created.
 	physical map[string]string
 	// codeSHA is the SHA-256 of the function code put in S3.
@@ -222,6 +309,9 @@ func deploy(t testing.TB, spec stackSpec) *stack {
 	shared.mu.Unlock()
 
 	s := createStack(t, spec, name)
+	if len(s.refusals) > 0 && !spec.refusable {
+		t.Fatalf("CloudFormation would refuse stack %s of %s with %v: %q", name, filepath.Base(spec.template), spec.params, s.refusals)
+	}
 	shared.mu.Lock()
 	if shared.stacks == nil {
 		shared.stacks = map[string]*stack{}
@@ -281,6 +371,10 @@ func createStack(t testing.TB, spec stackSpec, name string) *stack {
 	s.outputs, s.probes = map[string]string{}, map[string]map[string]any{}
 	for _, o := range st.Outputs {
 		key, value := aws.ToString(o.OutputKey), aws.ToString(o.OutputValue)
+		if strings.HasPrefix(key, rulePrefix) {
+			s.refusals = append(s.refusals, value)
+			continue
+		}
 		id, isProbe := strings.CutPrefix(key, probePrefix)
 		if !isProbe {
 			s.outputs[key] = value

@@ -38,12 +38,22 @@ type router struct {
 // and home region.
 func newRouter(t testing.TB, pattern string) *router {
 	t.Helper()
+	return newRouterIn(t, centralAccount, pattern)
+}
+
+// newRouterIn makes a bus whose one rule has pattern in account and the
+// home region. moto's EventBridge gives an event the account (and region)
+// of the PutEvents call, as EventBridge does, so the events a router of
+// account delivers are events of that account: the way to route an event of
+// another account through a pattern that names accounts.
+func newRouterIn(t testing.TB, account, pattern string) *router {
+	t.Helper()
 	ctx := context.Background()
 	shared.mu.Lock()
 	shared.buses++
 	n := shared.buses
 	shared.mu.Unlock()
-	r := &router{cfg: awsConfig(t, centralAccount, homeRegion), bus: fmt.Sprintf("pattern-check-%d", n)}
+	r := &router{cfg: awsConfig(t, account, homeRegion), bus: fmt.Sprintf("pattern-check-%d", n)}
 	events, queues := eventbridge.NewFromConfig(r.cfg), sqs.NewFromConfig(r.cfg)
 	if _, err := events.CreateEventBus(ctx, &eventbridge.CreateEventBusInput{Name: aws.String(r.bus)}); err != nil {
 		t.Fatalf("CreateEventBus: %v", err)

@@ -2,6 +2,7 @@ package cfn_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"maps"
@@ -15,6 +16,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"gopkg.in/yaml.v3"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
@@ -27,6 +29,7 @@ import (
 const (
 	functionID     = "AutoTaggerFunction"
 	roleID         = "AutoTaggerFunctionRole"
+	logsPolicyID   = "AutoTaggerLogsPolicy"
 	logGroupID     = "AutoTaggerLogGroup"
 	invokeConfigID = "AutoTaggerEventInvokeConfig"
 	queueID        = "DeadLetterQueue"
@@ -37,6 +40,7 @@ const (
 	topicID        = "AlarmTopic"
 	subscriptionID = "AlarmTopicSubscription"
 	dashboardID    = "OperationsDashboard"
+	forgedAlarmID  = "ForgedTagsAlarm"
 )
 
 // ruleIDs are the stack's EventBridge rules, each with its own permission to
@@ -51,6 +55,7 @@ var ruleIDs = []string{ruleID, tagRuleID}
 var wantResources = map[string]string{
 	functionID:               "AWS::Lambda::Function",
 	roleID:                   "AWS::IAM::Role",
+	logsPolicyID:             "AWS::IAM::Policy",
 	logGroupID:               "AWS::Logs::LogGroup",
 	invokeConfigID:           "AWS::Lambda::EventInvokeConfig",
 	ruleID:                   "AWS::Events::Rule",
@@ -64,6 +69,7 @@ var wantResources = map[string]string{
 	subscriptionID:           "AWS::SNS::Subscription",
 	"DeadLetterQueueAlarm":   "AWS::CloudWatch::Alarm",
 	"FunctionErrorsAlarm":    "AWS::CloudWatch::Alarm",
+	forgedAlarmID:            "AWS::CloudWatch::Alarm",
 	dashboardID:              "AWS::CloudWatch::Dashboard",
 }
 
@@ -181,16 +187,21 @@ func TestMotoCreatesWhatItCan(t *testing.T) {
 
 // everythingOn is a stack with every optional part switched on.
 var everythingOn = map[string]string{
-	"MemberRoleName":       "tagger",
-	"MemberRolePath":       "/governance/",
-	"MemberRoleExternalId": "o-a1b2c3d4e5-kms",
-	"OrganizationId":       "o-a1b2c3d4e5",
-	"AlarmEmail":           "ops@example.com",
-	"LogLevel":             "DEBUG",
-	"LogRetentionInDays":   "7",
-	"MetricsNamespace":     "Governance/KMS",
-	"ReservedConcurrency":  "25",
+	"TaggerRolePath":           "/governance/kms-autotagger/",
+	"MemberRoleName":           "tagger",
+	"MemberRolePath":           "/governance/kms-autotagger/",
+	"MemberRoleExternalId":     "o-a1b2c3d4e5-kms",
+	"OrganizationId":           "o-a1b2c3d4e5",
+	"AlarmEmail":               "ops@example.com",
+	"LogLevel":                 "DEBUG",
+	"LogRetentionInDays":       "7",
+	"MetricsNamespace":         "Governance/KMS",
+	"ReservedConcurrency":      "25",
+	"DeadLetterQueueKmsKeyArn": dlqKeyARN,
 }
+
+// dlqKeyARN is a customer managed key for the dead-letter queue.
+const dlqKeyARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
 
 func TestFunction(t *testing.T) {
 	s := taggerStack(t, nil)
@@ -211,20 +222,27 @@ func TestFunction(t *testing.T) {
 		}
 	}
 	// moto's Lambda model keeps neither Architectures nor LoggingConfig:
-	// they are read from the probe.
+	// they are read from the probe. Lambda's application log filter is at
+	// its most detailed level whatever LogLevel is: the handler's slog
+	// filters (LOG_LEVEL), and the metric lines pass at every level
+	// (TestMetricLinesSurviveEveryLogLevel).
 	for _, tt := range []struct {
 		name   string
 		params map[string]string
 		level  string
 	}{{"defaults", nil, "INFO"}, {"LogLevel DEBUG", everythingOn, "DEBUG"}} {
 		t.Run(tt.name, func(t *testing.T) {
-			probe := taggerStack(t, tt.params).probe(t, functionID)
+			s := taggerStack(t, tt.params)
+			probe := s.probe(t, functionID)
 			if got, want := probe["Architectures"], []any{"arm64"}; !reflect.DeepEqual(got, want) {
 				t.Errorf("Architectures: got %v, want %v", got, want)
 			}
-			want := map[string]any{"LogFormat": "JSON", "ApplicationLogLevel": tt.level}
+			want := map[string]any{"LogFormat": "JSON", "ApplicationLogLevel": "TRACE"}
 			if got := probe["LoggingConfig"]; !reflect.DeepEqual(got, want) {
 				t.Errorf("LoggingConfig: got %v, want %v", got, want)
+			}
+			if got := s.environment(t)[config.EnvLogLevel]; got != tt.level {
+				t.Errorf("%s: got %q, want %q", config.EnvLogLevel, got, tt.level)
 			}
 		})
 	}
@@ -276,12 +294,14 @@ func creationPattern() map[string]any {
 }
 
 // tagChangePattern is the pattern TagChangeRule is meant to have in a stack
-// of account whose function role is role: the successful tag changes by
-// anyone but the sessions of that role.
+// of account whose function role is role: the successful tag changes of
+// that account's keys (the only ones the tamper repair can find the
+// creation of) by anyone but the sessions of that role.
 func tagChangePattern(account, role string) map[string]any {
 	return map[string]any{
 		"source":      []any{events.SourceKMS},
 		"detail-type": []any{events.DetailTypeAPICall},
+		"account":     []any{account},
 		"detail": map[string]any{
 			"eventSource": []any{events.EventSourceKMS},
 			"eventName":   anys(events.TagChangeEventNames()),
@@ -474,8 +494,81 @@ func TestTagChangeRulePattern(t *testing.T) {
 			detail(e)["userIdentity"] = iamUserIdentity()
 			e["detail-type"] = "AWS Service Event via CloudTrail"
 		}, false},
+		// Forwarded from another region of this account
+		// (deploy/region-forwarder.yaml): repaired like the home region's.
+		{"TagResource in another region of this account", ownTagEvent, func(e map[string]any) {
+			inRegion(e, "eu-west-1")
+			detail(e)["userIdentity"] = iamUserIdentity()
+		}, true},
 	}
-	checkPatternCases(t, tagRuleID, s.rule(t, tagRuleID).pattern, asTaggerOf(t, s), tests)
+	pattern := s.rule(t, tagRuleID).pattern
+	checkPatternCases(t, tagRuleID, pattern, asTaggerOf(t, s), tests)
+
+	// A member account's tag change, which a rule of that account could put
+	// on this bus (the organization may put aws.kms events there): the
+	// repair could not find its creation event, so it never reaches the
+	// function (the service control policy denies such changes instead).
+	// moto gives a put event the account of the call, so the events are put
+	// by the member account on a bus of its own with the rule's pattern.
+	t.Run("in a member account", func(t *testing.T) {
+		var evs []map[string]any
+		for _, untagged := range []bool{false, true} {
+			e := readEvent(t, ownTagEvent)
+			if untagged {
+				untag(e)
+			}
+			inAccount(e, memberAccount)
+			detail(e)["userIdentity"] = assumedRoleIdentity(memberAccount, "Admin", "mallory")
+			evs = append(evs, e)
+		}
+		for i, got := range newRouterIn(t, memberAccount, pattern).deliver(t, evs) {
+			if got {
+				t.Errorf("%s delivers the member account's %s: want not", tagRuleID, detail(evs[i])["eventName"])
+			}
+		}
+		// The same events as this account's are delivered: only the
+		// account keeps them out.
+		for i, e := range evs {
+			inAccount(e, centralAccount)
+			detail(e)["userIdentity"] = assumedRoleIdentity(centralAccount, "Admin", "mallory")
+			evs[i] = e
+		}
+		for i, got := range newRouter(t, pattern).deliver(t, evs) {
+			if !got {
+				t.Errorf("%s does not deliver this account's %s: want it delivered", tagRuleID, detail(evs[i])["eventName"])
+			}
+		}
+	})
+}
+
+// inAccount makes the event one of account: the envelope's account, the
+// record's recipient account and the account in its resources' ARNs.
+func inAccount(e map[string]any, account string) {
+	from, _ := e["account"].(string)
+	e["account"] = account
+	eventDetail(e)["recipientAccountId"] = account
+	if res, ok := e["resources"].([]any); ok {
+		for i, r := range res {
+			if s, ok := r.(string); ok {
+				res[i] = strings.Replace(s, ":"+from+":", ":"+account+":", 1)
+			}
+		}
+	}
+}
+
+// inRegion makes the event one of region: the envelope's region, the
+// record's awsRegion and the region in its resources' ARNs.
+func inRegion(e map[string]any, region string) {
+	from, _ := e["region"].(string)
+	e["region"] = region
+	eventDetail(e)["awsRegion"] = region
+	if res, ok := e["resources"].([]any); ok {
+		for i, r := range res {
+			if s, ok := r.(string); ok {
+				res[i] = strings.Replace(s, ":"+from+":", ":"+region+":", 1)
+			}
+		}
+	}
 }
 
 // conditionValue returns the value of key under the condition operator op
@@ -594,6 +687,15 @@ func specialSettings(t testing.TB, s *stack) map[string]string {
 	}
 }
 
+// deployedDefaults are the settings whose default in a stack differs, by
+// design, from the handler's own default, with the stack's: the template
+// puts every kms-autotagger role on the taggers' path (TaggerRolePath), so
+// the member role it assumes is there too, where the handler on its own
+// assumes none at "/".
+var deployedDefaults = map[string]string{
+	config.EnvMemberRolePath: "/kms-autotagger/",
+}
+
 // endpointPlaceholders are the AWS_ENDPOINT_URL_* variables declared empty
 // for sam local invoke --env-vars, one per service the function calls.
 var endpointPlaceholders = []string{
@@ -631,8 +733,15 @@ func TestEnvironment(t *testing.T) {
 			if p, ok := s.template.Parameters[name]; !ok || !p.HasDefault() {
 				t.Errorf("%s = %v in the template, want a Ref to a parameter with a Default", setting.Env, declared[setting.Env])
 			}
-			if got != setting.Default {
-				t.Errorf("%s in a stack with defaults: got %q, want the handler's default %q", setting.Env, got, setting.Default)
+			want, differs := deployedDefaults[setting.Env]
+			switch {
+			case differs && want == setting.Default:
+				t.Errorf("%s: the handler's default is the stack's %q now: drop it from deployedDefaults", setting.Env, want)
+			case !differs:
+				want = setting.Default
+			}
+			if got != want {
+				t.Errorf("%s in a stack with defaults: got %q, want %q", setting.Env, got, want)
 			}
 		})
 	}
@@ -660,8 +769,16 @@ func TestEnvironmentIsAValidConfiguration(t *testing.T) {
 		check  func(t *testing.T, c config.Config)
 	}{
 		{"defaults", nil, func(t *testing.T, c config.Config) {
-			if !c.TamperRepair || c.MemberRoleName != "" || c.MemberRolePath != "/" || c.MemberExternalID != "" || c.MetricsNamespace != metrics.DefaultNamespace {
+			if !c.TamperRepair || c.MemberRoleName != "" || c.MemberRolePath != "/kms-autotagger/" || c.MemberExternalID != "" || c.MetricsNamespace != metrics.DefaultNamespace {
 				t.Errorf("config = %+v, want tamper repair on, no member role, namespace %s", c, metrics.DefaultNamespace)
+			}
+			if c.TaggerRolePath != "/kms-autotagger/" || !strings.Contains(c.TaggerRoleARN, ":role/kms-autotagger/") {
+				t.Errorf("TaggerRolePath %q, TaggerRoleARN %q, want the role on /kms-autotagger/", c.TaggerRolePath, c.TaggerRoleARN)
+			}
+		}},
+		{"tagger role path", map[string]string{"TaggerRolePath": "/governance/kms-autotagger/"}, func(t *testing.T, c config.Config) {
+			if c.TaggerRolePath != "/governance/kms-autotagger/" || !strings.Contains(c.TaggerRoleARN, ":role/governance/kms-autotagger/") {
+				t.Errorf("TaggerRolePath %q, TaggerRoleARN %q, want the role on /governance/kms-autotagger/", c.TaggerRolePath, c.TaggerRoleARN)
 			}
 		}},
 		{"cross-account", map[string]string{
@@ -719,7 +836,8 @@ func TestParameters(t *testing.T) {
 		}
 	}
 	for _, name := range []string{"LogRetentionInDays", "ReservedConcurrency", "AlarmEmail", "StaticTagKeys",
-		"TamperRepair", "MemberRoleName", "MemberRolePath", "MemberRoleExternalId", "OrganizationId", "MetricsNamespace"} {
+		"TamperRepair", "TaggerRolePath", "MemberRoleName", "MemberRolePath", "MemberRoleExternalId", "OrganizationId",
+		"MetricsNamespace", "DeadLetterQueueKmsKeyArn"} {
 		if _, ok := tpl.Parameters[name]; !ok {
 			t.Errorf("no parameter %s", name)
 		}
@@ -747,8 +865,11 @@ func TestParameterPatterns(t *testing.T) {
 			[]string{"", "kms-autotagger-member", "a+b=c,d.e@f_g-h", strings.Repeat("r", 64)},
 			[]string{"a/b", "has space", strings.Repeat("r", 65)}},
 		{"MemberRolePath", config.EnvMemberRolePath, nil,
-			[]string{"/", "/governance/", "/a/b/", "/" + strings.Repeat("p", 510) + "/"},
-			[]string{"governance", "/governance", "governance/", "/a b/", "/a*/", "/a//b/", "/" + strings.Repeat("p", 511) + "/"}},
+			[]string{"/", "/governance/", "/a/b/", "/kms-autotagger/", "/" + strings.Repeat("p", 510) + "/"},
+			[]string{"governance", "/governance", "governance/", "/a b/", "/a*/", "/a?/", "/*/", "/a//b/", "/" + strings.Repeat("p", 511) + "/"}},
+		{"TaggerRolePath", config.EnvTaggerRolePath, nil,
+			[]string{"/kms-autotagger/", "/governance/kms-autotagger/", "/a+b=c,d.e@f_g-h/", "/" + strings.Repeat("p", 510) + "/"},
+			[]string{"/", "kms-autotagger", "/kms-autotagger", "/kms autotagger/", "/kms-autotagger*/", "/kms-autotagger/*", "/k?/", "//", "/a//b/", "/" + strings.Repeat("p", 511) + "/"}},
 		{"MemberRoleExternalId", config.EnvMemberExternalID, map[string]string{config.EnvMemberRoleName: "kms-autotagger-member"},
 			[]string{"", "ab", "o-a1b2c3d4e5-kms", "x:y/z@w", strings.Repeat("e", 1224)},
 			[]string{"a", "has space", "semi;colon", strings.Repeat("e", 1225)}},
@@ -777,6 +898,12 @@ func TestParameterPatterns(t *testing.T) {
 				}
 			}
 		})
+	}
+	// "-" recognises no other tagger in the handler; the template refuses
+	// it, since the function's role is always on the path and the policies
+	// of deploy/ exempt the roles by it.
+	if parameterAccepts(t, tpl.Parameters["TaggerRolePath"])("-") {
+		t.Error(`TaggerRolePath accepts "-", want refused: the role is always on a path of its own`)
 	}
 	accepts := parameterAccepts(t, tpl.Parameters["OrganizationId"])
 	for _, v := range []string{"", "o-a1b2c3d4e5", "o-abcdefghij0123456789"} {
@@ -853,10 +980,14 @@ func TestDurationsFitTheTimeout(t *testing.T) {
 
 func TestFunctionRole(t *testing.T) {
 	tpl := translated(t, templatePath, nil)
-	for _, typ := range []string{"AWS::IAM::Policy", "AWS::IAM::ManagedPolicy"} {
-		if ids := tpl.resourcesOfType(typ); len(ids) != 0 {
-			t.Errorf("%s resources = %v, want none: the function's permissions are its role's inline policy", typ, ids)
-		}
+	if ids := tpl.resourcesOfType("AWS::IAM::ManagedPolicy"); len(ids) != 0 {
+		t.Errorf("AWS::IAM::ManagedPolicy resources = %v, want none: the function's permissions are inline policies of its role", ids)
+	}
+	// AWS::IAM::Policy is an inline policy too, one the role's own Policies
+	// cannot hold: its resource, the log group, follows the function, which
+	// follows the role.
+	if ids := tpl.resourcesOfType("AWS::IAM::Policy"); !slices.Equal(ids, []string{logsPolicyID}) {
+		t.Errorf("AWS::IAM::Policy resources = %v, want only %s", ids, logsPolicyID)
 	}
 	// IAM is global: a fixed name would collide between the stacks of two
 	// regions.
@@ -865,19 +996,50 @@ func TestFunctionRole(t *testing.T) {
 			t.Errorf("role %s = %v, want none", p, v)
 		}
 	}
-	s := taggerStack(t, nil)
-	want := []statement{{"Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}}
-	if got := s.trust(t, roleID); !reflect.DeepEqual(got, want) {
-		t.Errorf("trust policy: got %v, want %v", got, want)
+	for _, tt := range []struct {
+		name   string
+		params map[string]string
+	}{{"defaults", nil}, {"TaggerRolePath given", everythingOn}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := taggerStack(t, tt.params)
+			want := []statement{{"Effect": "Allow", "Principal": map[string]any{"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}}
+			if got := s.trust(t, roleID); !reflect.DeepEqual(got, want) {
+				t.Errorf("trust policy: got %v, want %v", got, want)
+			}
+			// On the taggers' path, as IAM has the role.
+			path := s.param(t, "TaggerRolePath")
+			out, err := iam.NewFromConfig(s.cfg).GetRole(context.Background(), &iam.GetRoleInput{RoleName: aws.String(s.physicalID(t, roleID))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := aws.ToString(out.Role.Path); got != path {
+				t.Errorf("Path: got %q, want TaggerRolePath %q", got, path)
+			}
+			if got, want := aws.ToString(out.Role.Arn), "arn:aws:iam::"+s.spec.account+":role"+path+s.physicalID(t, roleID); got != want {
+				t.Errorf("ARN: got %s, want %s", got, want)
+			}
+			if got := s.environment(t)[config.EnvTaggerRolePath]; got != path {
+				t.Errorf("%s: got %q, want the role's path %q", config.EnvTaggerRolePath, got, path)
+			}
+			if got := slices.Sorted(maps.Keys(s.inlinePolicies(t, roleID))); !slices.Equal(got, []string{"tag-kms-keys", "write-own-logs"}) {
+				t.Errorf("inline policies: got %q, want [tag-kms-keys write-own-logs]", got)
+			}
+			// No managed policy (AWSLambdaBasicExecutionRole allowed the
+			// logs of every group): moto attaches no ManagedPolicyArns, so
+			// from the probe too.
+			checkNoManagedPolicies(t, s, roleID)
+			if got := s.probe(t, logsPolicyID)["Roles"]; !reflect.DeepEqual(got, []any{s.physicalID(t, roleID)}) {
+				t.Errorf("%s Roles: got %v, want only the function's role", logsPolicyID, got)
+			}
+		})
 	}
-	if got := slices.Sorted(maps.Keys(s.inlinePolicies(t, roleID))); !slices.Equal(got, []string{"tag-kms-keys"}) {
-		t.Errorf("inline policies: got %q, want [tag-kms-keys]", got)
-	}
-	// moto's IAM attaches no ManagedPolicyArns: from the probe.
-	managed, _ := s.probe(t, roleID)["ManagedPolicyArns"].([]any)
-	if want := []any{"arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"}; !reflect.DeepEqual(managed, want) {
-		t.Errorf("ManagedPolicyArns: got %v, want %v", managed, want)
-	}
+}
+
+// wantGrant is one action the function's role may take: on which
+// resources, and under which condition (nil for none).
+type wantGrant struct {
+	resources []string
+	condition map[string]any
 }
 
 func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
@@ -887,26 +1049,43 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 	}{
 		{"defaults", nil},
 		{"tamper repair off", map[string]string{"TamperRepair": "false"}},
-		{"member role", map[string]string{"MemberRoleName": "kms-autotagger-member"}},
+		{"member role in the organization", map[string]string{"MemberRoleName": "kms-autotagger-member", "OrganizationId": orgID}},
 		{"member role in the organization, tamper repair off", map[string]string{
-			"MemberRoleName": "kms-autotagger-member", "MemberRolePath": "/governance/", "OrganizationId": "o-a1b2c3d4e5", "TamperRepair": "false",
+			"MemberRoleName": "kms-autotagger-member", "MemberRolePath": "/governance/", "OrganizationId": orgID, "TamperRepair": "false",
 		}},
+		{"dead-letter queue key", map[string]string{"DeadLetterQueueKmsKeyArn": dlqKeyARN}},
 		{"everything on", everythingOn},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := taggerStack(t, tt.params)
-			keys := "arn:aws:kms:*:" + s.spec.account + ":key/*"
-			want := map[string]string{
-				"kms:TagResource": keys,
-				"sqs:SendMessage": s.queue(t, queueID)["QueueArn"],
+			keys := []string{"arn:aws:kms:*:" + s.spec.account + ":key/*"}
+			logs := []string{"arn:aws:logs:" + s.spec.region + ":" + s.spec.account + ":log-group:" + s.physicalID(t, logGroupID) + ":*"}
+			tagKeysCond := func(op string) map[string]any {
+				return map[string]any{"Null": map[string]any{"aws:TagKeys": "false"}, op: map[string]any{"aws:TagKeys": anys(configuredTagKeys(t, s))}}
+			}
+			want := map[string]wantGrant{
+				"kms:DescribeKey":      {keys, nil},
+				"kms:ListResourceTags": {keys, nil},
+				"kms:TagResource":      {keys, tagKeysCond("ForAllValues:StringEquals")},
+				// Case variants of the owned keys too (the exact-set rule).
+				"kms:UntagResource":    {keys, tagKeysCond("ForAllValues:StringEqualsIgnoreCase")},
+				"sqs:SendMessage":      {[]string{s.queue(t, queueID)["QueueArn"]}, nil},
+				"logs:CreateLogStream": {logs, nil},
+				"logs:PutLogEvents":    {logs, nil},
+			}
+			if key := s.param(t, "DeadLetterQueueKmsKeyArn"); key != "" {
+				want["kms:GenerateDataKey"] = wantGrant{[]string{key}, nil}
+				want["kms:Decrypt"] = wantGrant{[]string{key}, nil}
 			}
 			if s.param(t, "TamperRepair") == "true" {
-				want["kms:DescribeKey"] = keys
-				want["cloudtrail:LookupEvents"] = "*"
+				want["cloudtrail:LookupEvents"] = wantGrant{[]string{"*"}, nil}
 			}
 			if name := s.param(t, "MemberRoleName"); name != "" {
-				want["sts:AssumeRole"] = "arn:aws:iam::*:role" + s.param(t, "MemberRolePath") + name
+				// Always within the organization (the template's Rules
+				// make OrganizationId required with MemberRoleName).
+				want["sts:AssumeRole"] = wantGrant{[]string{"arn:aws:iam::*:role" + s.param(t, "MemberRolePath") + name},
+					map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": s.param(t, "OrganizationId")}}}
 			}
 			var actions []string
 			for _, stmt := range s.allInline(t, roleID) {
@@ -927,6 +1106,7 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 				if !ok {
 					t.Errorf("statement %v Resource: got %#v, want ARNs", stmt["Sid"], stmt["Resource"])
 				}
+				cond, _ := stmt["Condition"].(map[string]any)
 				for _, a := range acts {
 					actions = append(actions, a)
 					w, allowed := want[a]
@@ -934,27 +1114,12 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 						t.Errorf("statement %v allows %s; want only %q here", stmt["Sid"], a, slices.Sorted(maps.Keys(want)))
 						continue
 					}
-					for _, r := range resources {
-						if r != w {
-							t.Errorf("statement %v allows %s on %q, want only %q", stmt["Sid"], a, r, w)
-						}
+					if !slices.Equal(resources, w.resources) {
+						t.Errorf("statement %v allows %s on %q, want only %q", stmt["Sid"], a, resources, w.resources)
 					}
-				}
-				cond, hasCond := stmt["Condition"]
-				switch {
-				case slices.Contains(acts, "kms:TagResource"):
-					// Checked by TestTagKeysCondition.
-				case slices.Contains(acts, "sts:AssumeRole"):
-					org := s.param(t, "OrganizationId")
-					wantCond := map[string]any{"StringEquals": map[string]any{"aws:ResourceOrgID": org}}
-					if org == "" && hasCond {
-						t.Errorf("sts:AssumeRole Condition: got %v, want none without an OrganizationId", cond)
+					if !reflect.DeepEqual(withoutEmptyTagKeys(cond), w.condition) && !(cond == nil && w.condition == nil) {
+						t.Errorf("statement %v Condition for %s: got %v, want %v", stmt["Sid"], a, cond, w.condition)
 					}
-					if org != "" && !reflect.DeepEqual(cond, wantCond) {
-						t.Errorf("sts:AssumeRole Condition: got %v, want %v", cond, wantCond)
-					}
-				case hasCond:
-					t.Errorf("statement %v Condition: got %v, want none", stmt["Sid"], cond)
 				}
 			}
 			if w := slices.Sorted(maps.Keys(want)); !slices.Equal(sortStrings(actions), w) {
@@ -964,28 +1129,73 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 	}
 }
 
-// tagKeys returns the aws:TagKeys a kms:TagResource statement of stmts
-// allows, without the empty entries of tags switched off (no tag key is
-// empty, so they allow nothing), failing unless there is exactly one such
-// statement with the expected condition shape.
-func tagKeys(t testing.TB, stmts []statement) []string {
+// withoutEmptyTagKeys returns cond with the empty entries of its
+// aws:TagKeys lists (tags switched off: no key is empty, so they allow
+// nothing) left out and the others sorted, for comparison.
+func withoutEmptyTagKeys(cond map[string]any) map[string]any {
+	if cond == nil {
+		return nil
+	}
+	out := map[string]any{}
+	for op, v := range cond {
+		keys, _ := v.(map[string]any)
+		m := map[string]any{}
+		for k, vals := range keys {
+			if list, ok := vals.([]any); ok && strings.EqualFold(k, "aws:TagKeys") {
+				var kept []string
+				for _, el := range list {
+					if el != "" {
+						kept = append(kept, scalarString(el))
+					}
+				}
+				vals = anys(sortStrings(kept))
+			}
+			m[k] = vals
+		}
+		out[op] = m
+	}
+	return out
+}
+
+// configuredTagKeys returns the tag keys the handler of stack s may write,
+// as its environment configures them, sorted.
+func configuredTagKeys(t testing.TB, s *stack) []string {
+	t.Helper()
+	env := s.environment(t)
+	c, err := config.FromEnv(func(name string) string { return env[name] })
+	if err != nil {
+		t.Fatalf("config.FromEnv: %v", err)
+	}
+	policy, err := c.Policy()
+	if err != nil {
+		t.Fatalf("Policy: %v", err)
+	}
+	return sortStrings(policy.Keys())
+}
+
+// tagKeys returns the aws:TagKeys the one statement of stmts that allows
+// action allows under the condition operator op, without the empty entries
+// of tags switched off (no tag key is empty, so they allow nothing),
+// failing unless there is exactly one such statement with the expected
+// condition shape.
+func tagKeys(t testing.TB, stmts []statement, action, op string) []string {
 	t.Helper()
 	var found []statement
 	for _, stmt := range stmts {
-		if acts, _ := stringList(stmt["Action"]); slices.Contains(acts, "kms:TagResource") {
+		if acts, _ := stringList(stmt["Action"]); slices.Contains(acts, action) {
 			found = append(found, stmt)
 		}
 	}
 	if len(found) != 1 {
-		t.Fatalf("kms:TagResource statements: got %d, want one", len(found))
+		t.Fatalf("%s statements: got %d, want one", action, len(found))
 	}
 	if got, _ := conditionValue(found[0], "Null", "aws:TagKeys"); got != "false" {
-		t.Errorf(`Condition.Null["aws:TagKeys"]: got %#v, want "false"`, got)
+		t.Errorf(`%s Condition.Null["aws:TagKeys"]: got %#v, want "false"`, action, got)
 	}
-	v, ok := conditionValue(found[0], "ForAllValues:StringEquals", "aws:TagKeys")
+	v, ok := conditionValue(found[0], op, "aws:TagKeys")
 	list, isList := stringList(v)
 	if !ok || !isList {
-		t.Fatalf(`Condition."ForAllValues:StringEquals"."aws:TagKeys": got %#v, want a list of keys`, v)
+		t.Fatalf(`%s Condition.%q."aws:TagKeys": got %#v, want a list of keys (Condition %v)`, action, op, v, found[0]["Condition"])
 	}
 	var keys []string
 	for _, k := range list {
@@ -999,55 +1209,60 @@ func tagKeys(t testing.TB, stmts []statement) []string {
 func TestTagKeysCondition(t *testing.T) {
 	governance := []string{
 		config.EnvCreatedBy, config.EnvCreatedByRole, config.EnvCreatedAt,
-		config.EnvCreatedVia, config.EnvCreationEventID, config.EnvReplicaOf,
+		config.EnvCreatedVia, config.EnvCreationEventID, config.EnvReplicaOf, config.EnvEvidence,
 	}
 	tests := []struct {
 		name   string
 		params map[string]string
 		want   []string
 	}{
-		{"defaults", nil, []string{"CreatedAt", "CreatedBy", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"}},
+		{"defaults", nil, []string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"}},
 		{
 			"prefix",
 			map[string]string{"TagKeyPrefix": "governance:"},
-			[]string{"governance:CreatedAt", "governance:CreatedBy", "governance:CreatedByRole", "governance:CreatedVia", "governance:CreationEventId", "governance:ReplicaOf"},
+			[]string{"governance:CreatedAt", "governance:CreatedBy", "governance:CreatedByEvidence", "governance:CreatedByRole", "governance:CreatedVia", "governance:CreationEventId", "governance:ReplicaOf"},
 		},
 		{
 			"tags switched off",
 			map[string]string{"CreatedViaTagName": "-", "ReplicaOfTagName": "-"},
-			[]string{"CreatedAt", "CreatedBy", "CreatedByRole", "CreationEventId"},
+			[]string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreationEventId"},
 		},
 		{
 			"renamed tag",
 			map[string]string{"CreatedByTagName": "Owner", "TagKeyPrefix": "x-"},
-			[]string{"x-CreatedAt", "x-CreatedByRole", "x-CreatedVia", "x-CreationEventId", "x-Owner", "x-ReplicaOf"},
+			[]string{"x-CreatedAt", "x-CreatedByEvidence", "x-CreatedByRole", "x-CreatedVia", "x-CreationEventId", "x-Owner", "x-ReplicaOf"},
 		},
 		{
 			"static tags",
 			map[string]string{"StaticTags": "Team=core,CostCenter=42", "StaticTagKeys": "Team,CostCenter"},
-			[]string{"CostCenter", "CreatedAt", "CreatedBy", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf", "Team"},
+			[]string{"CostCenter", "CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf", "Team"},
 		},
 		{
 			"everything off but static tags",
 			map[string]string{
 				"CreatedByTagName": "-", "CreatedByRoleTagName": "-", "CreatedAtTagName": "-",
 				"CreatedViaTagName": "-", "CreationEventIdTagName": "-", "ReplicaOfTagName": "-",
-				"StaticTags": "Team=core", "StaticTagKeys": "Team",
+				"CreatedByEvidenceTagName": "-", "StaticTags": "Team=core", "StaticTagKeys": "Team",
 			},
 			[]string{"Team"},
 		},
 		{
 			"tamper repair off, member role on",
-			map[string]string{"TamperRepair": "false", "MemberRoleName": "kms-autotagger-member"},
-			[]string{"CreatedAt", "CreatedBy", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"},
+			map[string]string{"TamperRepair": "false", "MemberRoleName": "kms-autotagger-member", "OrganizationId": orgID},
+			[]string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"},
 		},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			s := taggerStack(t, tt.params)
-			got := tagKeys(t, s.allInline(t, roleID))
+			stmts := s.allInline(t, roleID)
+			got := tagKeys(t, stmts, "kms:TagResource", "ForAllValues:StringEquals")
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("aws:TagKeys: got %q, want %q", got, tt.want)
+			}
+			// The handler removes the same keys, and their case variants.
+			if untag := tagKeys(t, stmts, "kms:UntagResource", "ForAllValues:StringEqualsIgnoreCase"); !slices.Equal(untag, tt.want) {
+				t.Errorf("kms:UntagResource aws:TagKeys (ignoring case): got %q, want %q", untag, tt.want)
 			}
 
 			// The same keys as the function's environment names them.
@@ -1137,11 +1352,62 @@ func probeStatements(t testing.TB, s *stack, id, property string) []statement {
 	return statements(t, string(mustJSON(t, s.probe(t, id)[property])))
 }
 
-func TestQueuePolicyAllowsOnlyTheRules(t *testing.T) {
+// queueActions are the actions on a queue, every one named: the actions a
+// TLSOnly statement denies without TLS.
+var queueActions = []string{
+	"sqs:AddPermission", "sqs:CancelMessageMoveTask", "sqs:ChangeMessageVisibility", "sqs:DeleteMessage",
+	"sqs:DeleteQueue", "sqs:GetQueueAttributes", "sqs:GetQueueUrl", "sqs:ListDeadLetterSourceQueues",
+	"sqs:ListMessageMoveTasks", "sqs:ListQueueTags", "sqs:PurgeQueue", "sqs:ReceiveMessage",
+	"sqs:RemovePermission", "sqs:SendMessage", "sqs:SetQueueAttributes", "sqs:StartMessageMoveTask",
+	"sqs:TagQueue", "sqs:UntagQueue",
+}
+
+// tlsOnly is the statement that denies every action on queueARN without
+// TLS.
+func tlsOnly(queueARN string) statement {
+	return statement{
+		"Sid": "TLSOnly", "Effect": "Deny", "Principal": "*", "Action": anys(queueActions), "Resource": queueARN,
+		"Condition": map[string]any{"Bool": map[string]any{"aws:SecureTransport": "false"}},
+	}
+}
+
+// sendCase is one request to a queue and whether its policy denies it
+// explicitly.
+type sendCase struct {
+	name   string
+	req    request
+	denied bool
+}
+
+// checkQueueAttacks evaluates the queue policy stmts for each case
+// (evalPolicy: the stand-ins enforce no queue policy, so the test reads
+// the statements as IAM documents their evaluation). Only the explicit
+// deny matters here: a principal of the account needs no grant of the
+// queue's policy, its own identity policy may allow it, and an explicit
+// deny in the queue's policy wins over that.
+func checkQueueAttacks(t *testing.T, stmts []statement, cases []sendCase) {
+	t.Helper()
+	for _, c := range cases {
+		if got := evalPolicy(t, stmts, c.req, true) == explicitDeny; got != c.denied {
+			t.Errorf("%s: explicitly denied %v, want %v", c.name, got, c.denied)
+		}
+	}
+}
+
+// tls is the condition keys of a request made over TLS, with more keys.
+func tls(keys ...string) map[string][]string {
+	m := map[string][]string{"aws:SecureTransport": {"true"}}
+	for i := 0; i+1 < len(keys); i += 2 {
+		m[keys[i]] = []string{keys[i+1]}
+	}
+	return m
+}
+
+func TestDeadLetterQueuePolicy(t *testing.T) {
 	for _, tamperRepair := range []string{"true", "false"} {
 		t.Run("TamperRepair "+tamperRepair, func(t *testing.T) {
 			s := taggerStack(t, map[string]string{"TamperRepair": tamperRepair})
-			queueARN := s.queue(t, queueID)["QueueArn"]
+			queueARN, role := s.queue(t, queueID)["QueueArn"], s.roleARN(t, roleID)
 			var rules []string
 			for _, id := range ruleIDs {
 				if s.created(id) {
@@ -1154,37 +1420,105 @@ func TestQueuePolicyAllowsOnlyTheRules(t *testing.T) {
 				t.Errorf("Queues: got %v, want %v", got, want)
 			}
 			stmts := probeStatements(t, s, queuePolicyID, "PolicyDocument")
-			if len(stmts) == 0 {
-				t.Fatal("the queue policy has no statement")
+			want := []statement{
+				{
+					"Sid": "EventBridgeUndeliverableEvents", "Effect": "Allow", "Principal": map[string]any{"Service": "events.amazonaws.com"},
+					"Action": "sqs:SendMessage", "Resource": queueARN,
+					"Condition": map[string]any{"ArnEquals": map[string]any{"aws:SourceArn": anys(rules)}},
+				},
+				{
+					"Sid": "OnlyTheTaggerAndItsRulesSend", "Effect": "Deny", "Principal": "*", "Action": "sqs:SendMessage", "Resource": queueARN,
+					"Condition": map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": role, "aws:SourceArn": anys(rules)}},
+				},
+				tlsOnly(queueARN),
 			}
-			for i, stmt := range stmts {
-				for _, c := range []struct {
-					name      string
-					got, want any
-				}{
-					{"Effect", stmt["Effect"], "Allow"},
-					{"Principal", stmt["Principal"], map[string]any{"Service": "events.amazonaws.com"}},
-					{"Action", stmt["Action"], "sqs:SendMessage"},
-					{"Resource", stmt["Resource"], queueARN},
-				} {
-					if !reflect.DeepEqual(c.got, c.want) {
-						t.Errorf("statement %d %s: got %#v, want %#v", i, c.name, c.got, c.want)
-					}
+			if !reflect.DeepEqual(stmts, want) {
+				t.Errorf("statements:\n got %v\nwant %v", stmts, want)
+			}
+
+			send := func(principal string, keys map[string][]string) request {
+				return request{action: "sqs:SendMessage", resource: queueARN, principalARN: principal, keys: keys}
+			}
+			fromRule := func(rule string) request {
+				return request{action: "sqs:SendMessage", resource: queueARN, service: "events.amazonaws.com",
+					keys: tls("aws:SourceArn", rule, "aws:SourceAccount", s.spec.account)}
+			}
+			other := "arn:aws:events:" + s.spec.region + ":" + s.spec.account + ":rule/attacker-rule"
+			cases := []sendCase{
+				// The producers: the handler's dead letters and Lambda's
+				// on-failure records (both sent with the function's role),
+				// and EventBridge for each of the stack's rules.
+				{"the function's role", send(role, tls()), false},
+				{"the function's role, without TLS", send(role, map[string][]string{"aws:SecureTransport": {"false"}}), true},
+				// Anyone else of the account, whatever its own policy allows.
+				{"an administrator of the account", send("arn:aws:iam::"+s.spec.account+":role/Admin", tls()), true},
+				{"the account's root user", send("arn:aws:iam::"+s.spec.account+":root", tls()), true},
+				{"a role of the function role's name in another account", send(strings.Replace(role, s.spec.account, memberAccount, 1), tls()), true},
+				{"a role of the function role's name off the path", send("arn:aws:iam::"+s.spec.account+":role/"+s.physicalID(t, roleID), tls()), true},
+				{"EventBridge for another rule of the account", fromRule(other), true},
+				{"another service", request{action: "sqs:SendMessage", resource: queueARN, service: "sns.amazonaws.com", keys: tls("aws:SourceArn", "arn:aws:sns:us-east-1:"+s.spec.account+":topic")}, true},
+				{"an administrator reading the queue without TLS", request{action: "sqs:ReceiveMessage", resource: queueARN,
+					principalARN: "arn:aws:iam::" + s.spec.account + ":role/Admin", keys: map[string][]string{"aws:SecureTransport": {"false"}}}, true},
+			}
+			for _, r := range rules {
+				cases = append(cases, sendCase{"EventBridge for " + queueName(r), fromRule(r), false})
+				if got := evalPolicy(t, stmts, fromRule(r), true); got != allowed {
+					t.Errorf("EventBridge for %s: got %s, want allowed by the queue's policy (a service has no identity policy)", r, got)
 				}
-				// The source ARNs are exactly the rules the stack has.
-				arns, _ := conditionValue(stmt, "ArnEquals", "aws:SourceArn")
-				got, ok := stringList(arns)
-				cond, _ := stmt["Condition"].(map[string]any)
-				arnEquals, _ := cond["ArnEquals"].(map[string]any)
-				if !ok || len(cond) != 1 || len(arnEquals) != 1 {
-					t.Errorf("statement %d Condition: got %#v, want only ArnEquals aws:SourceArn", i, stmt["Condition"])
-					continue
+			}
+			checkQueueAttacks(t, stmts, cases)
+		})
+	}
+}
+
+func TestDeadLetterQueueEncryption(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		key  string
+	}{{"SQS-managed", ""}, {"customer managed key", dlqKeyARN}} {
+		t.Run(tt.name, func(t *testing.T) {
+			s := taggerStack(t, map[string]string{"DeadLetterQueueKmsKeyArn": tt.key})
+			attrs := s.queue(t, queueID)
+			if tt.key == "" {
+				if attrs["SqsManagedSseEnabled"] != "true" || attrs["KmsMasterKeyId"] != "" {
+					t.Errorf("SqsManagedSseEnabled %q, KmsMasterKeyId %q, want true and none", attrs["SqsManagedSseEnabled"], attrs["KmsMasterKeyId"])
 				}
-				if !slices.Equal(sortStrings(got), sortStrings(rules)) {
-					t.Errorf("statement %d aws:SourceArn: got %q, want the stack's rules %q", i, got, rules)
+				return
+			}
+			// moto reports SqsManagedSseEnabled true for every queue, even
+			// one with a KMS key (SQS refuses both at once): the property
+			// the template gives is read from the probe.
+			if attrs["KmsMasterKeyId"] != tt.key {
+				t.Errorf("KmsMasterKeyId %q, want %s", attrs["KmsMasterKeyId"], tt.key)
+			}
+			if v, ok := s.probe(t, queueID)["SqsManagedSseEnabled"]; ok && v != false {
+				t.Errorf("SqsManagedSseEnabled = %v with a KMS key, want it unset", v)
+			}
+			// The function's role may use the key to send, on that key only
+			// (TestFunctionPolicyIsLeastPrivilege checks there is no more).
+			role := s.allInline(t, roleID)
+			for _, action := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
+				if got := evalPolicy(t, role, request{action: action, resource: tt.key, principalARN: s.roleARN(t, roleID)}, false); got != allowed {
+					t.Errorf("%s on the queue's key: got %s, want allowed", action, got)
+				}
+				other := strings.Replace(tt.key, "1234abcd", "99999999", 1)
+				if got := evalPolicy(t, role, request{action: action, resource: other, principalARN: s.roleARN(t, roleID)}, false); got == allowed {
+					t.Errorf("%s on another key: allowed, want not", action)
 				}
 			}
 		})
+	}
+	p := translated(t, templatePath, nil).Parameters["DeadLetterQueueKmsKeyArn"]
+	accepts := parameterAccepts(t, p)
+	for _, v := range []string{"", dlqKeyARN, "arn:aws-us-gov:kms:us-gov-west-1:111122223333:key/mrk-1234abcd12ab34cd56ef1234567890ab"} {
+		if !accepts(v) {
+			t.Errorf("DeadLetterQueueKmsKeyArn refuses %q", v)
+		}
+	}
+	for _, v := range []string{"alias/dlq", "arn:aws:kms:us-east-1:111122223333:alias/dlq", "arn:aws:kms:us-east-1:111122223333:key/*", "1234abcd-12ab-34cd-56ef-1234567890ab"} {
+		if accepts(v) {
+			t.Errorf("DeadLetterQueueKmsKeyArn accepts %q, want only a key ARN (IAM grants on key ARNs)", v)
+		}
 	}
 }
 
@@ -1224,14 +1558,19 @@ func queueName(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
 func TestAlarms(t *testing.T) {
 	tpl := translated(t, templatePath, nil)
 	alarmIDs := []string{"DeadLetterQueueAlarm", "FunctionErrorsAlarm"}
-	if got := tpl.resourcesOfType("AWS::CloudWatch::Alarm"); !slices.Equal(got, alarmIDs) {
-		t.Errorf("alarms = %q, want %q", got, alarmIDs)
+	if got, want := tpl.resourcesOfType("AWS::CloudWatch::Alarm"), sortStrings(append(slices.Clone(alarmIDs), forgedAlarmID)); !slices.Equal(got, want) {
+		t.Errorf("alarms = %q, want %q", got, want)
 	}
 	for _, tt := range []struct {
 		name, email string
-	}{{"no e-mail", ""}, {"e-mail", "ops@example.com"}} {
+		namespace   string
+	}{{"no e-mail", "", ""}, {"e-mail", "ops@example.com", ""}, {"namespace given", "", "Governance/KMS"}} {
 		t.Run(tt.name, func(t *testing.T) {
-			s := taggerStack(t, map[string]string{"AlarmEmail": tt.email})
+			params := map[string]string{"AlarmEmail": tt.email}
+			if tt.namespace != "" {
+				params["MetricsNamespace"] = tt.namespace
+			}
+			s := taggerStack(t, params)
 			notify := tt.email != ""
 			for _, id := range []string{topicID, subscriptionID} {
 				if got := s.created(id); got != notify {
@@ -1280,7 +1619,82 @@ func TestAlarms(t *testing.T) {
 					}
 				}
 			}
+			checkForgedTagsAlarm(t, s, actions)
 		})
+	}
+	// No metrics, no alarm on them.
+	if s := taggerStack(t, map[string]string{"MetricsNamespace": "-"}); s.created(forgedAlarmID) {
+		t.Errorf("MetricsNamespace \"-\": %s created, want none (no metric to watch)", forgedAlarmID)
+	}
+}
+
+// checkForgedTagsAlarm checks that ForgedTagsAlarm of s fires when the
+// function's ForgedTagsKept metric is above 0, under the stack's namespace,
+// for every Outcome the handler counts it with, and notifies actions.
+func checkForgedTagsAlarm(t *testing.T, s *stack, actions any) {
+	t.Helper()
+	alarm := s.probe(t, forgedAlarmID)
+	for _, c := range []struct {
+		property  string
+		got, want any
+	}{
+		{"Threshold", scalarString(alarm["Threshold"]), "0"},
+		{"ComparisonOperator", alarm["ComparisonOperator"], "GreaterThanThreshold"},
+		{"EvaluationPeriods", scalarString(alarm["EvaluationPeriods"]), "1"},
+		{"TreatMissingData", alarm["TreatMissingData"], "notBreaching"},
+		{"AlarmActions", alarm["AlarmActions"], actions},
+		{"OKActions", alarm["OKActions"], actions},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s %s: got %#v, want %#v", forgedAlarmID, c.property, c.got, c.want)
+		}
+	}
+	queries, _ := alarm["Metrics"].([]any)
+	namespace := s.param(t, "MetricsNamespace")
+	var returned []string
+	outcomes := map[string]string{} // query id -> Outcome
+	var expression string
+	for _, q := range queries {
+		m, _ := q.(map[string]any)
+		id, _ := m["Id"].(string)
+		if m["ReturnData"] == true {
+			returned = append(returned, id)
+			expression, _ = m["Expression"].(string)
+			continue
+		}
+		metric, _ := lookup(m, "MetricStat", "Metric")
+		mm, _ := metric.(map[string]any)
+		if mm["Namespace"] != namespace || mm["MetricName"] != metrics.MetricForgedTagsKept {
+			t.Errorf("%s query %s: metric %v, want %s %s", forgedAlarmID, id, mm, namespace, metrics.MetricForgedTagsKept)
+		}
+		if stat, _ := lookup(m, "MetricStat", "Stat"); stat != "Sum" {
+			t.Errorf("%s query %s: Stat %v, want Sum", forgedAlarmID, id, stat)
+		}
+		dims, _ := mm["Dimensions"].([]any)
+		if len(dims) != 1 {
+			t.Errorf("%s query %s: Dimensions %v, want Outcome only", forgedAlarmID, id, dims)
+			continue
+		}
+		d, _ := dims[0].(map[string]any)
+		if d["Name"] != metrics.DimensionOutcome {
+			t.Errorf("%s query %s: dimension %v, want %s", forgedAlarmID, id, d, metrics.DimensionOutcome)
+		}
+		outcomes[id], _ = d["Value"].(string)
+	}
+	// The handler keeps forged tags only on a permanent failure: the event
+	// is dead-lettered, or an error when the dead letter could not be
+	// written either.
+	want := []string{string(tagger.OutcomeDeadLettered), string(tagger.OutcomeError)}
+	if got := sortStrings(slices.Collect(maps.Values(outcomes))); !slices.Equal(got, sortStrings(want)) {
+		t.Errorf("%s watches the outcomes %q, want %q", forgedAlarmID, got, want)
+	}
+	if len(returned) != 1 {
+		t.Fatalf("%s returns %q, want one expression", forgedAlarmID, returned)
+	}
+	for id := range outcomes {
+		if !strings.Contains(expression, "FILL("+id+", 0)") {
+			t.Errorf("%s expression %q does not add %s (missing as 0)", forgedAlarmID, expression, id)
+		}
 	}
 }
 
@@ -1641,9 +2055,12 @@ func TestOutputs(t *testing.T) {
 // TestEveryCombinationDeploys deploys the stack for every combination of
 // the parameters the conditions of resources depend on: moto's
 // CloudFormation fails a stack whose resources refer to one it does not
-// create (cfn-lint's W1001 looks for such references too). The condition
-// on ReservedConcurrency guards one property and no resource;
-// TestReservedConcurrency deploys its values.
+// create (cfn-lint's W1001 looks for such references too). A combination
+// the template's Rules refuse (a member role without the organization) must
+// be refused, and is not looked at further. The conditions on
+// ReservedConcurrency and DeadLetterQueueKmsKeyArn guard properties and no
+// resource; TestReservedConcurrency and TestDeadLetterQueueEncryption
+// deploy their values.
 func TestEveryCombinationDeploys(t *testing.T) {
 	choices := []struct {
 		param  string
@@ -1653,6 +2070,7 @@ func TestEveryCombinationDeploys(t *testing.T) {
 		{"MemberRoleName", []string{"", "kms-autotagger-member"}},
 		{"OrganizationId", []string{"", orgID}},
 		{"AlarmEmail", []string{"", "ops@example.com"}},
+		{"MetricsNamespace", []string{metrics.DefaultNamespace, config.Off}},
 	}
 	combinations := []map[string]string{{}}
 	for _, c := range choices {
@@ -1668,13 +2086,21 @@ func TestEveryCombinationDeploys(t *testing.T) {
 	}
 	for _, params := range combinations {
 		t.Run(fmt.Sprint(params), func(t *testing.T) {
-			s := taggerStack(t, params)
+			s := deploy(t, stackSpec{template: templatePath, params: params, refusable: true})
+			refused := params["MemberRoleName"] != "" && params["OrganizationId"] == ""
+			if got := len(s.refusals) > 0; got != refused {
+				t.Fatalf("refused by the template's Rules: got %v (%q), want %v", got, s.refusals, refused)
+			}
+			if refused {
+				return
+			}
 			conditional := map[string]bool{
 				tagRuleID:                params["TamperRepair"] == "true",
 				tagRuleID + "Permission": params["TamperRepair"] == "true",
 				topicID:                  params["AlarmEmail"] != "",
 				subscriptionID:           params["AlarmEmail"] != "",
 				busPolicyID:              params["OrganizationId"] != "",
+				forgedAlarmID:            params["MetricsNamespace"] != config.Off,
 			}
 			for _, id := range slices.Sorted(maps.Keys(wantResources)) {
 				want, ok := conditional[id]
@@ -1699,7 +2125,7 @@ func TestEveryCombinationDeploys(t *testing.T) {
 // another partition can show it. cfn-lint's I3042 checks the same in make
 // lint.
 func TestARNsArePartitionAware(t *testing.T) {
-	for _, path := range []string{templatePath, forwarderPath, memberPath, busPolicyPath} {
+	for _, path := range append([]string{templatePath}, deployPaths...) {
 		t.Run(filepath.Base(path), func(t *testing.T) {
 			var walk func(v any, where string)
 			walk = func(v any, where string) {
