@@ -537,7 +537,10 @@ func TestAccountKMS(t *testing.T) {
 	})
 
 	t.Run("app.NewHandler wires the settings and AWS_ENDPOINT_URL_STS", func(t *testing.T) {
-		_, _, routerURL := w.accounts(t, memberRoleARN)
+		// MEMBER_ROLE_PATH left at its default, the path of every
+		// kms-autotagger role.
+		defaultPathRole := "arn:aws:iam::" + memberAccount + ":role/kms-autotagger/" + memberRole
+		_, _, routerURL := w.accounts(t, defaultPathRole)
 		queueURL, err := w.sqs.CreateQueue(context.Background(), "app-wiring")
 		if err != nil {
 			t.Fatal(err)
@@ -574,8 +577,8 @@ func TestAccountKMS(t *testing.T) {
 			t.Errorf("CreatedBy: got %q, want %q", got, creatorARN)
 		}
 		calls := w.stsCalls("AssumeRole")
-		if len(calls) != 1 || calls[0].Params.Get("RoleArn") != memberRoleARN || calls[0].Params.Get("ExternalId") != externalID {
-			t.Errorf("AssumeRole calls: got %+v, want one for %s with external id %s", calls, memberRoleARN, externalID)
+		if len(calls) != 1 || calls[0].Params.Get("RoleArn") != defaultPathRole || calls[0].Params.Get("ExternalId") != externalID {
+			t.Errorf("AssumeRole calls: got %+v, want one for %s with external id %s", calls, defaultPathRole, externalID)
 		}
 		if n := len(w.stsCalls("GetCallerIdentity")); n != 1 {
 			t.Errorf("GetCallerIdentity calls: got %d, want 1 (HOME_ACCOUNT_ID is not set)", n)

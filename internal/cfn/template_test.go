@@ -688,13 +688,9 @@ func specialSettings(t testing.TB, s *stack) map[string]string {
 }
 
 // deployedDefaults are the settings whose default in a stack differs, by
-// design, from the handler's own default, with the stack's: the template
-// puts every kms-autotagger role on the taggers' path (TaggerRolePath), so
-// the member role it assumes is there too, where the handler on its own
-// assumes none at "/".
-var deployedDefaults = map[string]string{
-	config.EnvMemberRolePath: "/kms-autotagger/",
-}
+// design, from the handler's own default, with the stack's. None does now:
+// the member role's path is /kms-autotagger/ in both.
+var deployedDefaults = map[string]string{}
 
 // endpointPlaceholders are the AWS_ENDPOINT_URL_* variables declared empty
 // for sam local invoke --env-vars, one per service the function calls.

@@ -75,7 +75,7 @@ var Settings = []Setting{
 	{EnvTagRateLimit, "1", "Most TagResource requests per second, retries included, that one instance of the function sends to one account and Region, and as many UntagResource requests (the reads before a write are not limited); 0 means no limit. Lambda runs up to the reserved concurrency of instances at once, so set it to the share of the account's KMS TagResource request quota the tagger may use divided by the reserved concurrency (1 for 10 per second with 10 instances). A call waits for its turn within the invocation deadline."},
 	{EnvLogLevel, "INFO", "DEBUG, INFO, WARN or ERROR. Falls back to AWS_LAMBDA_LOG_LEVEL."},
 	{EnvMemberRoleName, "", "Name of the role the tagger assumes in another account to tag that account's keys (see docs/MULTIACCOUNT.md). Empty turns cross-account tagging off: keys of other accounts are dead-lettered."},
-	{EnvMemberRolePath, "/", "Path of that role, such as /governance/."},
+	{EnvMemberRolePath, "/kms-autotagger/", "Path of that role: /kms-autotagger/, the path of every kms-autotagger role, which the service control policy in deploy/ protects."},
 	{EnvMemberExternalID, "", "External ID passed when assuming the member role, if its trust policy requires one."},
 	{EnvHomeAccountID, "", "The tagger's own account, whose keys it tags with its own credentials. Empty means it is asked of sts:GetCallerIdentity once."},
 	{EnvTamperRepair, "true", "true or false. When true, TagResource and UntagResource events that changed or removed a governance tag are repaired: the tags are derived again from the key's creation event in CloudTrail's event history and written back."},
@@ -220,7 +220,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	level := getenv(EnvLogLevel)
 	if strings.TrimSpace(level) == "" {
+		// Lambda's own levels, as it sets them from ApplicationLogLevel:
+		// TRACE and FATAL, which slog lacks, are its nearest.
 		level = getenv("AWS_LAMBDA_LOG_LEVEL")
+		switch strings.ToUpper(strings.TrimSpace(level)) {
+		case "TRACE":
+			level = "DEBUG"
+		case "FATAL":
+			level = "ERROR"
+		}
 	}
 	if strings.TrimSpace(level) == "" {
 		level = get(EnvLogLevel)

@@ -111,18 +111,18 @@ func TestCrossAccountSettings(t *testing.T) {
 		wantHome     string
 		wantCross    bool
 	}{
-		{"defaults: off", nil, "", "/", "", "", false},
+		{"defaults: off", nil, "", "/kms-autotagger/", "", "", false},
 		{
 			"member role with external id",
 			map[string]string{"MEMBER_ROLE_NAME": " kms-autotagger-member ", "MEMBER_ROLE_EXTERNAL_ID": "org-o-a1b2c3d4e5"},
-			"kms-autotagger-member", "/", "org-o-a1b2c3d4e5", "", true,
+			"kms-autotagger-member", "/kms-autotagger/", "org-o-a1b2c3d4e5", "", true,
 		},
 		{
 			"member role with a path and the home account",
 			map[string]string{"MEMBER_ROLE_NAME": "tagger", "MEMBER_ROLE_PATH": "/governance/", "HOME_ACCOUNT_ID": "111122223333"},
 			"tagger", "/governance/", "", "111122223333", true,
 		},
-		{"home account only: foreign keys refused", map[string]string{"HOME_ACCOUNT_ID": "111122223333"}, "", "/", "", "111122223333", true},
+		{"home account only: foreign keys refused", map[string]string{"HOME_ACCOUNT_ID": "111122223333"}, "", "/kms-autotagger/", "", "111122223333", true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -211,6 +211,28 @@ func TestFromEnvTamperRepairAndMetrics(t *testing.T) {
 	for _, want := range []string{"TAMPER_REPAIR", "TAGGER_ROLE_ARN", "METRICS_NAMESPACE"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("got error %v, want one naming %s", err, want)
+		}
+	}
+}
+
+// TestLambdaLogLevels: with LOG_LEVEL empty the function takes Lambda's own
+// level, whose TRACE and FATAL slog lacks.
+func TestLambdaLogLevels(t *testing.T) {
+	for _, tt := range []struct {
+		lambda string
+		want   slog.Level
+	}{
+		{"TRACE", slog.LevelDebug},
+		{"DEBUG", slog.LevelDebug},
+		{"WARN", slog.LevelWarn},
+		{"FATAL", slog.LevelError},
+	} {
+		c, err := config.FromEnv(env(map[string]string{"AWS_LAMBDA_LOG_LEVEL": tt.lambda}))
+		if err != nil {
+			t.Fatalf("AWS_LAMBDA_LOG_LEVEL=%s: %v", tt.lambda, err)
+		}
+		if c.LogLevel != tt.want {
+			t.Errorf("AWS_LAMBDA_LOG_LEVEL=%s: got %v, want %v", tt.lambda, c.LogLevel, tt.want)
 		}
 	}
 }
