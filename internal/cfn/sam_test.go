@@ -16,6 +16,7 @@ import (
 	"testing"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 )
 
 // translation asks tools/samtransform.py for the CloudFormation of one
@@ -36,7 +37,7 @@ type samTranslator struct {
 	cmd      *exec.Cmd
 	stdin    io.WriteCloser
 	stdout   *bufio.Reader
-	stderr   syncBuffer
+	stderr   localawstest.SyncBuffer
 
 	mu    sync.Mutex
 	cache map[string][]byte

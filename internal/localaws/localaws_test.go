@@ -14,7 +14,6 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -28,6 +27,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 )
 
 // Seeded key IDs of the KMS tests, one per region.
@@ -36,24 +36,6 @@ const (
 	keyEUWest1 = "7c1e2d3f-4a5b-4c6d-9e8f-0a1b2c3d4e5f"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different
-// goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 // signedRequest returns a KMS-shaped request whose Authorization header
 // carries a credential scope for region ("" for no Authorization header).
@@ -486,7 +468,7 @@ func apiErrorCode(err error) string {
 func noRetry(o *kms.Options) { o.Retryer = aws.NopRetryer{} }
 
 func TestKMS(t *testing.T) {
-	var out syncBuffer
+	var out localawstest.SyncBuffer
 	k := startKMS(t, localaws.KMSOptions{
 		Regions: []string{"us-east-1", "eu-west-1"},
 		Seeds: map[string][]localaws.SeedKey{
@@ -672,7 +654,7 @@ func TestKMSCloseStopsEverything(t *testing.T) {
 }
 
 func TestSQS(t *testing.T) {
-	var out syncBuffer
+	var out localawstest.SyncBuffer
 	start := time.Now()
 	s, err := localaws.StartSQS(context.Background(), localaws.SQSOptions{Output: &out})
 	if err != nil {
@@ -807,7 +789,7 @@ func runningExecutables(t *testing.T, path string) int {
 func TestRIE(t *testing.T) {
 	bootstrap := buildEcho(t)
 	t.Setenv("LOCALAWS_LEAK_CHECK", "leaked from the test process")
-	var stdout syncBuffer
+	var stdout localawstest.SyncBuffer
 	start := time.Now()
 	r, err := localaws.StartRIE(context.Background(), localaws.RIEOptions{
 		Bootstrap: bootstrap,
