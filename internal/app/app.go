@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
 	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/awssqs"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
@@ -22,11 +23,15 @@ import (
 // NewHandler returns the handler cfg describes, with clients made from
 // awsCfg, config.LoadDefaultConfig's in Lambda and on the command line. It
 // leaves endpoints to the standard variables, so
-// AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_STS and
-// AWS_ENDPOINT_URL_CLOUDTRAIL point it at other implementations of the APIs. With
+// AWS_ENDPOINT_URL_KMS, AWS_ENDPOINT_URL_SQS, AWS_ENDPOINT_URL_STS,
+// AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_CLOUDFORMATION point it at
+// other implementations of the APIs. With
 // MEMBER_ROLE_NAME or HOME_ACCOUNT_ID set, keys of other accounts are tagged
 // with a role assumed in them (or refused by name); otherwise every key is
-// tagged with the function's own credentials. It makes no network call.
+// tagged with the function's own credentials. The stack lookups of
+// CreatedByStack and CreatedByUser (internal/awscfn) use the same
+// credentials as the KMS clients of the key's account; they are made only
+// when one of the two tags is on. It makes no network call.
 func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger.Handler, error) {
 	policy, err := cfg.Policy()
 	if err != nil {
@@ -36,19 +41,27 @@ func NewHandler(cfg config.Config, awsCfg aws.Config, log *slog.Logger) (*tagger
 	withRetryer := func(o *kms.Options) { o.Retryer = retryer }
 	rateLimit := awskms.WithRateLimit(cfg.TagRateLimit) // one bucket per client: per account and Region
 	var clients tagger.KMSClients = awskms.NewRegionalKMS(awsCfg, withRetryer, rateLimit)
+	var configs awskms.ConfigSource = awskms.SingleAccount{Config: awsCfg}
 	if cfg.CrossAccount() {
-		clients = awskms.NewAccountKMS(awsCfg, sts.NewFromConfig(awsCfg), awskms.AccountKMSOptions{
+		accounts := awskms.NewAccountKMS(awsCfg, sts.NewFromConfig(awsCfg), awskms.AccountKMSOptions{
 			HomeAccount: cfg.HomeAccountID,
 			RoleName:    cfg.MemberRoleName,
 			RolePath:    cfg.MemberRolePath,
 			ExternalID:  cfg.MemberExternalID,
 		}, withRetryer, rateLimit)
+		clients, configs = accounts, accounts
 	}
 	h := &tagger.Handler{
 		Policy:            policy,
 		KMS:               clients,
 		Logger:            log,
 		DeadLetterReserve: cfg.DeadLetterReserve,
+	}
+	if cfg.Names.CreatedByStack != "" || cfg.Names.CreatedByUser != "" {
+		// The stack and its operator, in the key's account and region, with
+		// the credentials that tag the key there.
+		h.Stacks = awscfn.New(configs, awscfn.Options{Retry: cfg.Retry, RateLimit: cfg.StackLookupRateLimit})
+		h.StackLookupTimeout = cfg.StackLookupTimeout
 	}
 	if cfg.DeadLetterQueueURL != "" {
 		h.DeadLetters = &awssqs.DeadLetterQueue{SQS: sqs.NewFromConfig(awsCfg), URL: cfg.DeadLetterQueueURL}

@@ -136,7 +136,7 @@ func runBurst(t *testing.T, rateLimit string, allTagged bool) {
 		switch {
 		case inv.res.Outcome == tagger.OutcomeTagged && inv.err == nil:
 			tagged++
-			want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": eventID(i), "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
+			want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": eventID(i), "CreatedByUser": "alice", "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
 			if !reflect.DeepEqual(onKey, want) {
 				t.Errorf("event %d tagged: tags on key got %v, want %v", i, onKey, want)
 			}

@@ -346,7 +346,7 @@ func TestFaultInjection(t *testing.T) {
 		switch last.res.Outcome {
 		case tagger.OutcomeTagged:
 			final[0]++
-			want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": id, "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
+			want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": id, "CreatedByUser": "alice", "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
 			if !reflect.DeepEqual(onKey, want) {
 				t.Errorf("event %d tagged: tags on key got %v, want %v", i, onKey, want)
 				final[3]++

@@ -82,7 +82,7 @@ func TestTagsNewKey(t *testing.T) {
 	}
 	want := map[string]string{
 		"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": "11111111-aaaa-4bbb-8ccc-000000000001",
-		"CreatedByEvidence": "event", "ManagedBy": "kms-autotagger",
+		"CreatedByUser": "alice", "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger",
 	}
 	// Project was passed in the CreateKey request; local-kms has no record of
 	// it since the test made the key without it, so it must not appear.
@@ -177,7 +177,7 @@ func TestPendingDeletionIsDeadLettered(t *testing.T) {
 	}
 	d := msgs[0].Record
 	if d.Version != 1 || d.Kind != tagger.DeadLetterKind || d.KeyARN != key || d.Region != "us-east-1" || d.EventID != "11111111-aaaa-4bbb-8ccc-000000000004" ||
-		d.Error.Code != "KMSInvalidStateException" || d.Error.Class != "permanent" || d.Attempts != 1 || d.RequestID != "req-123" || len(d.Tags) != 5 {
+		d.Error.Code != "KMSInvalidStateException" || d.Error.Class != "permanent" || d.Attempts != 1 || d.RequestID != "req-123" || len(d.Tags) != 6 {
 		t.Errorf("record: got %+v", d)
 	}
 	if !strings.Contains(d.Error.Message, "pending deletion") {

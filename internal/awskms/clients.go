@@ -39,3 +39,25 @@ func (r *RegionalKMS) KMSClient(_ context.Context, _, region string) (tagger.KMS
 func (r *RegionalKMS) Client(region string) *kms.Client {
 	return r.clients.Get(region)
 }
+
+// ConfigSource returns the AWS configuration whose credentials serve the
+// keys of an account, for clients of other services that must act in the
+// key's account as its KMS client does (the stack lookups of
+// internal/awscfn): AccountKMS, with the member role for other accounts,
+// or SingleAccount.
+type ConfigSource interface {
+	AccountConfig(ctx context.Context, account, region string) (aws.Config, error)
+}
+
+// SingleAccount serves every account with one configuration, as
+// RegionalKMS serves every key with one set of credentials.
+type SingleAccount struct {
+	Config aws.Config
+}
+
+var _ ConfigSource = SingleAccount{}
+
+// AccountConfig returns s.Config, whatever the account.
+func (s SingleAccount) AccountConfig(context.Context, string, string) (aws.Config, error) {
+	return s.Config, nil
+}

@@ -71,7 +71,15 @@ type AccountKMS struct {
 	homeAccount string
 
 	mu       sync.Mutex
-	accounts map[string]*RegionalKMS
+	accounts map[string]*memberAccount
+}
+
+// memberAccount is what AccountKMS keeps of another account: the
+// configuration that signs with the member role's cached credentials, and
+// the KMS clients made from it.
+type memberAccount struct {
+	cfg aws.Config
+	kms *RegionalKMS
 }
 
 var _ tagger.KMSClients = (*AccountKMS)(nil)
@@ -94,7 +102,7 @@ func NewAccountKMS(cfg aws.Config, stsClient STSAPI, opts AccountKMSOptions, opt
 		optFns:      optFns,
 		home:        NewRegionalKMS(cfg, optFns...),
 		homeAccount: opts.HomeAccount,
-		accounts:    make(map[string]*RegionalKMS),
+		accounts:    make(map[string]*memberAccount),
 	}
 }
 
@@ -104,12 +112,45 @@ func NewAccountKMS(cfg aws.Config, stsClient STSAPI, opts AccountKMSOptions, opt
 // client signs its first request, so a failure to assume the role comes
 // back from that call as a *tagger.AccountError inside the call's error.
 func (a *AccountKMS) KMSClient(ctx context.Context, account, region string) (tagger.KMSAPI, error) {
+	m, err := a.account(ctx, account, region)
+	if err != nil {
+		return nil, err
+	}
+	if m == nil {
+		return a.home.Client(region), nil
+	}
+	return m.kms.Client(region), nil
+}
+
+var _ ConfigSource = (*AccountKMS)(nil)
+
+// AccountConfig returns the AWS configuration whose credentials serve the
+// keys of account, as KMSClient's clients do: the base configuration for
+// the tagger's own account, one signing with the member role's cached
+// credentials (the same cache as the account's KMS clients) for any other.
+// Clients made from it, such as the stack lookups' CloudFormation and
+// CloudTrail clients, set their own region. The errors are KMSClient's.
+func (a *AccountKMS) AccountConfig(ctx context.Context, account, region string) (aws.Config, error) {
+	m, err := a.account(ctx, account, region)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	if m == nil {
+		return a.cfg, nil
+	}
+	return m.cfg, nil
+}
+
+// account returns what serves the keys of account: nil for the tagger's
+// own account (the base credentials), the member account otherwise, or a
+// *tagger.AccountError when the account cannot be served.
+func (a *AccountKMS) account(ctx context.Context, account, region string) (*memberAccount, error) {
 	home, err := a.HomeAccount(ctx)
 	if err != nil {
 		return nil, err
 	}
 	if account == home {
-		return a.home.Client(region), nil
+		return nil, nil
 	}
 	if !accountIDPattern.MatchString(account) {
 		return nil, &tagger.AccountError{Account: account, Err: errors.New("not a 12-digit account ID")}
@@ -118,7 +159,7 @@ func (a *AccountKMS) KMSClient(ctx context.Context, account, region string) (tag
 		return nil, &tagger.AccountError{Account: account,
 			Err: fmt.Errorf("the tagger runs in account %s and cross-account tagging is off (no member role name is set)", home)}
 	}
-	return a.member(account, region).Client(region), nil
+	return a.member(account, region), nil
 }
 
 // HomeAccount returns the account of the base credentials: the one given,
@@ -158,9 +199,9 @@ func (a *AccountKMS) RoleARN(account, region string) string {
 	return fmt.Sprintf("arn:%s:iam::%s:role%s%s", partitionOf(region), account, path, a.opts.RoleName)
 }
 
-// member returns the RegionalKMS of account, signing with the member
+// member returns what AccountKMS keeps of account, signing with the member
 // role's credentials, made on first use.
-func (a *AccountKMS) member(account, region string) *RegionalKMS {
+func (a *AccountKMS) member(account, region string) *memberAccount {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if r, ok := a.accounts[account]; ok {
@@ -176,9 +217,9 @@ func (a *AccountKMS) member(account, region string) *RegionalKMS {
 	cfg := a.cfg.Copy()
 	cfg.Credentials = aws.NewCredentialsCache(&accountCredentials{account: account, roleARN: roleARN, provider: provider},
 		func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = credentialsExpiryWindow })
-	r := NewRegionalKMS(cfg, a.optFns...)
-	a.accounts[account] = r
-	return r
+	m := &memberAccount{cfg: cfg, kms: NewRegionalKMS(cfg, a.optFns...)}
+	a.accounts[account] = m
+	return m
 }
 
 // accountCredentials names the account and the role in every failure of

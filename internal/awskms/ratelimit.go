@@ -64,6 +64,9 @@ func WithRateLimit(perSecond float64) func(*kms.Options) {
 // RateLimitError is the error of an attempt that could not get its turn
 // under WithRateLimit before its context ended.
 type RateLimitError struct {
+	// Service is the API whose client is limited (NewRateLimit); "KMS"
+	// when empty.
+	Service string
 	// PerSecond is the limit.
 	PerSecond float64
 	// Err is the context's error, or one that wraps
@@ -72,8 +75,44 @@ type RateLimitError struct {
 }
 
 func (e *RateLimitError) Error() string {
-	return fmt.Sprintf("waiting for the KMS rate limit of %g per second: %v", e.PerSecond, e.Err)
+	service := e.Service
+	if service == "" {
+		service = "KMS"
+	}
+	return fmt.Sprintf("waiting for the %s rate limit of %g per second: %v", service, e.PerSecond, e.Err)
 }
 
 // Unwrap returns Err.
 func (e *RateLimitError) Unwrap() error { return e.Err }
+
+// NewRateLimit returns an API option, for the APIOptions of a client of any
+// AWS service, that keeps every request of the client, each retry
+// included, to at most perSecond per second, as WithRateLimit does for the
+// KMS writes: each attempt waits for a token of one golang.org/x/time/rate
+// bucket of a single token, made here, and an attempt that cannot get its
+// token before its context ends fails with a *RateLimitError naming
+// service (which NewLookupRetryer does not retry). Give each client an
+// option of its own: clients given the same one share its bucket. The
+// stack lookups (internal/awscfn) limit their CloudFormation and
+// CloudTrail clients with it, one per account and Region. perSecond <= 0
+// returns an option that changes nothing.
+func NewRateLimit(service string, perSecond float64) func(*middleware.Stack) error {
+	if perSecond <= 0 {
+		return func(*middleware.Stack) error { return nil }
+	}
+	lim := rate.NewLimiter(rate.Limit(perSecond), 1)
+	mw := middleware.FinalizeMiddlewareFunc("LookupRateLimit",
+		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+			if err := lim.Wait(ctx); err != nil {
+				if ctx.Err() == nil { // the wait would outlast the deadline
+					err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+				}
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, &RateLimitError{Service: service, PerSecond: perSecond, Err: err}
+			}
+			return next.HandleFinalize(ctx, in)
+		})
+	return func(s *middleware.Stack) error {
+		// Right after the retry middleware: once per attempt.
+		return s.Finalize.Insert(mw, "Retry", middleware.After)
+	}
+}

@@ -95,3 +95,30 @@ func (r *kmsRetryer) RetryDelay(attempt int, opErr error) (time.Duration, error)
 	}
 	return r.Standard.RetryDelay(attempt, opErr)
 }
+
+// NewLookupRetryer returns the retryer for the clients of the lookups that
+// read AWS's records of a key (the stack lookups' CloudFormation and
+// CloudTrail clients): the SDK's standard retryer, which retries throttling
+// (CloudFormation's Throttling, CloudTrail's ThrottlingException), 5xx and
+// network faults with exponential backoff and jitter, with two of the
+// changes of NewRetryer: a *RateLimitError (NewRateLimit) is not retried,
+// and the client-side retry quota is off, the invocation deadline bounding
+// the retries instead. NotFoundAttempts is not used.
+func NewLookupRetryer(o RetryOptions) aws.Retryer {
+	return retry.NewStandard(func(so *retry.StandardOptions) {
+		if o.MaxAttempts > 0 {
+			so.MaxAttempts = o.MaxAttempts
+		}
+		if o.MaxBackoff > 0 {
+			so.MaxBackoff = o.MaxBackoff
+		}
+		so.RateLimiter = ratelimit.None
+		so.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			var limitErr *RateLimitError
+			if errors.As(err, &limitErr) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, so.Retryables...)
+	})
+}

@@ -28,6 +28,10 @@ const (
 	EnvCreationEventID    = "TAG_NAME_CREATION_EVENT_ID"
 	EnvReplicaOf          = "TAG_NAME_REPLICA_OF"
 	EnvEvidence           = "TAG_NAME_CREATED_BY_EVIDENCE"
+	EnvCreatedByUser      = "TAG_NAME_CREATED_BY_USER"
+	EnvCreatedByStack     = "TAG_NAME_CREATED_BY_STACK"
+	EnvStackLookupTimeout = "STACK_LOOKUP_TIMEOUT"
+	EnvStackLookupRate    = "STACK_LOOKUP_RATE_LIMIT"
 	EnvStaticTags         = "STATIC_TAGS"
 	EnvMaxAttempts        = "MAX_ATTEMPTS"
 	EnvMaxBackoff         = "MAX_BACKOFF"
@@ -66,6 +70,8 @@ var Settings = []Setting{
 	{EnvCreatedVia, tagger.DefaultCreatedVia, "Tag holding the AWS service that made the call for the principal (userIdentity.invokedBy)."},
 	{EnvCreationEventID, tagger.DefaultCreationEventID, "Tag holding the CloudTrail event id of the creating call."},
 	{EnvReplicaOf, tagger.DefaultReplicaOf, "Tag holding the primary key ARN of a multi-Region replica."},
+	{EnvCreatedByUser, tagger.DefaultCreatedByUser, "Tag holding the person behind the key, only where AWS itself establishes one: an IAM user's name, root, an STS source identity, an IAM Identity Center user (a session of an AWSReservedSSO_ role on /aws-reserved/sso.amazonaws.com/, or onBehalfOf); for a key CloudFormation made, the person who started the stack operation (CloudTrail's CreateStack, UpdateStack or ExecuteChangeSet). Never a name the caller chose, such as a role session's: the result says why a key has none."},
+	{EnvCreatedByStack, tagger.DefaultCreatedByStack, "Tag holding the ARN of the CloudFormation stack that created the key (cloudformation:DescribeStackResources by the key's id), for a key whose CreateKey CloudFormation made."},
 	{EnvEvidence, tagger.DefaultEvidence, "Tag saying where the governance tags were derived from: event (the EventBridge event), history (CloudTrail's event history), trail-archive (the trail's S3 log files) or creation-date-only (backfill --tag-unknown)."},
 	{EnvStaticTags, "", "Extra tags written on every key, as Key=Value pairs separated by commas, e.g. \"ManagedBy=platform,DataClass=internal\"."},
 	{EnvMaxAttempts, "5", "Most attempts per TagResource call, the first included (KMSInternalException, throttling, 5xx and network faults are retried)."},
@@ -73,6 +79,8 @@ var Settings = []Setting{
 	{EnvNotFoundAttempts, "3", "Most attempts when KMS does not find a key it just created (eventual consistency)."},
 	{EnvDeadLetterReserve, "3s", "Time kept before the invocation deadline to write a dead letter; retries stop that much earlier. A Go duration."},
 	{EnvTagRateLimit, "1", "Most TagResource requests per second, retries included, that one instance of the function sends to one account and Region, and as many UntagResource requests (the reads before a write are not limited); 0 means no limit. Lambda runs up to the reserved concurrency of instances at once, so set it to the share of the account's KMS TagResource request quota the tagger may use divided by the reserved concurrency (1 for 10 per second with 10 instances). A call waits for its turn within the invocation deadline."},
+	{EnvStackLookupTimeout, "10s", "Longest time the CloudFormation and CloudTrail lookups of one event may take for CreatedByStack and CreatedByUser (at most half of the time left for the KMS calls). When they cannot finish, the other governance tags are written anyway and the event is returned as an error (AttributionPending) for Lambda to try again. A Go duration."},
+	{EnvStackLookupRate, "1", "Most cloudformation:DescribeStackResources requests per second, and as many cloudtrail:LookupEvents requests, retries included, that one instance of the function sends to one account and Region for CreatedByStack and CreatedByUser; 0 means no limit. CloudTrail's LookupEvents quota is 2 per second per account and Region, shared with the tamper repair."},
 	{EnvLogLevel, "INFO", "DEBUG, INFO, WARN or ERROR. Falls back to AWS_LAMBDA_LOG_LEVEL."},
 	{EnvMemberRoleName, "", "Name of the role the tagger assumes in another account to tag that account's keys (see docs/MULTIACCOUNT.md). Empty turns cross-account tagging off: keys of other accounts are dead-lettered."},
 	{EnvMemberRolePath, "/kms-autotagger/", "Path of that role: /kms-autotagger/, the path of every kms-autotagger role, which the service control policy in deploy/ protects."},
@@ -116,6 +124,12 @@ type Config struct {
 	// MetricsNamespace is the CloudWatch namespace of the metrics; empty
 	// means no metrics.
 	MetricsNamespace string
+	// StackLookupTimeout bounds the stack lookups of one event.
+	StackLookupTimeout time.Duration
+	// StackLookupRateLimit is the most DescribeStackResources, and as many
+	// LookupEvents, requests per second of one instance in one account and
+	// Region; 0 means no limit.
+	StackLookupRateLimit float64
 }
 
 // CrossAccount reports whether the handler needs to tell accounts apart:
@@ -184,6 +198,8 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			CreatedVia:      name(EnvCreatedVia),
 			CreationEventID: name(EnvCreationEventID),
 			ReplicaOf:       name(EnvReplicaOf),
+			CreatedByUser:   name(EnvCreatedByUser),
+			CreatedByStack:  name(EnvCreatedByStack),
 			Evidence:        name(EnvEvidence),
 		},
 	}
@@ -211,12 +227,20 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		NotFoundAttempts: positive(EnvNotFoundAttempts),
 	}
 	c.DeadLetterReserve = duration(EnvDeadLetterReserve)
+	c.StackLookupTimeout = duration(EnvStackLookupTimeout)
 	if v := get(EnvTagRateLimit); v != "" {
 		r, err := strconv.ParseFloat(v, 64)
 		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
 			errs = append(errs, fmt.Errorf("%s: %q is not a number of requests per second of 0 (no limit) or more, such as 1 or 2.5", EnvTagRateLimit, v))
 		}
 		c.TagRateLimit = r
+	}
+	if v := get(EnvStackLookupRate); v != "" {
+		r, err := strconv.ParseFloat(v, 64)
+		if err != nil || r < 0 || math.IsInf(r, 0) || math.IsNaN(r) {
+			errs = append(errs, fmt.Errorf("%s: %q is not a number of requests per second of 0 (no limit) or more, such as 1 or 2.5", EnvStackLookupRate, v))
+		}
+		c.StackLookupRateLimit = r
 	}
 	level := getenv(EnvLogLevel)
 	if strings.TrimSpace(level) == "" {

@@ -41,6 +41,8 @@ func TestFromEnvSettings(t *testing.T) {
 		"TAG_NAME_CREATED_BY_ROLE":     "-",
 		"TAG_NAME_REPLICA_OF":          " - ",
 		"TAG_NAME_CREATED_BY_EVIDENCE": "Evidence",
+		"TAG_NAME_CREATED_BY_USER":     "Person",
+		"TAG_NAME_CREATED_BY_STACK":    "-",
 		"STATIC_TAGS":                  "ManagedBy=platform, Team = core ,Empty=",
 		"MAX_ATTEMPTS":                 "8",
 		"MAX_BACKOFF":                  "500ms",
@@ -51,7 +53,7 @@ func TestFromEnvSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FromEnv: %v", err)
 	}
-	wantNames := tagger.Names{CreatedBy: "Owner", CreatedAt: "CreatedAt", CreatedVia: "CreatedVia", CreationEventID: "CreationEventId", Evidence: "Evidence"}
+	wantNames := tagger.Names{CreatedBy: "Owner", CreatedAt: "CreatedAt", CreatedVia: "CreatedVia", CreationEventID: "CreationEventId", CreatedByUser: "Person", Evidence: "Evidence"}
 	if c.Names != wantNames {
 		t.Errorf("names: got %+v, want %+v", c.Names, wantNames)
 	}
@@ -69,7 +71,7 @@ func TestFromEnvSettings(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Policy: %v", err)
 	}
-	if got, want := p.Keys(), []string{"gov:Owner", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedVia", "gov:Evidence", "ManagedBy", "Team", "Empty"}; !reflect.DeepEqual(got, want) {
+	if got, want := p.Keys(), []string{"gov:Owner", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedVia", "gov:Person", "gov:Evidence", "ManagedBy", "Team", "Empty"}; !reflect.DeepEqual(got, want) {
 		t.Errorf("keys: got %v, want %v", got, want)
 	}
 }
@@ -233,6 +235,39 @@ func TestLambdaLogLevels(t *testing.T) {
 		}
 		if c.LogLevel != tt.want {
 			t.Errorf("AWS_LAMBDA_LOG_LEVEL=%s: got %v, want %v", tt.lambda, c.LogLevel, tt.want)
+		}
+	}
+}
+
+// TestStackLookupSettings: the CreatedByUser and CreatedByStack tags are on
+// by default, and the lookups behind them are bounded in time and rate.
+func TestStackLookupSettings(t *testing.T) {
+	c, err := config.FromEnv(env(nil))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.Names.CreatedByUser != "CreatedByUser" || c.Names.CreatedByStack != "CreatedByStack" {
+		t.Errorf("names: got %+v, want CreatedByUser and CreatedByStack on", c.Names)
+	}
+	if c.StackLookupTimeout != 10*time.Second || c.StackLookupRateLimit != 1 {
+		t.Errorf("got timeout %v rate %v, want 10s and 1", c.StackLookupTimeout, c.StackLookupRateLimit)
+	}
+	c, err = config.FromEnv(env(map[string]string{
+		"STACK_LOOKUP_TIMEOUT": "2500ms", "STACK_LOOKUP_RATE_LIMIT": "0",
+		"TAG_NAME_CREATED_BY_USER": "-", "TAG_NAME_CREATED_BY_STACK": "Stack",
+	}))
+	if err != nil {
+		t.Fatalf("FromEnv: %v", err)
+	}
+	if c.StackLookupTimeout != 2500*time.Millisecond || c.StackLookupRateLimit != 0 || c.Names.CreatedByUser != "" || c.Names.CreatedByStack != "Stack" {
+		t.Errorf("got %+v, want the values set", c)
+	}
+	_, err = config.FromEnv(env(map[string]string{
+		"STACK_LOOKUP_TIMEOUT": "soon", "STACK_LOOKUP_RATE_LIMIT": "-1", "TAG_NAME_CREATED_BY_USER": "createdby",
+	}))
+	for _, want := range []string{"STACK_LOOKUP_TIMEOUT", "STACK_LOOKUP_RATE_LIMIT", "differ only in case"} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("error %v: want it to name %s", err, want)
 		}
 	}
 }

@@ -23,6 +23,7 @@ var (
 		PrincipalARN: "arn:aws:iam::111122223333:user/alice",
 		PrincipalID:  "AIDAYXPCD7EXAMPLE4U2Q",
 		AccountID:    account,
+		UserName:     "alice",
 	}
 	ciDeploy5307 = events.Creator{
 		Type:         events.IdentityAssumedRole,
@@ -154,7 +155,7 @@ func tagChange(eventName, eventID, acct, keyID string, edit func(*events.TagChan
 		EventID: eventID, EventName: eventName, EventTime: utc(2024, 12, 9, 10, 11, 12),
 		KeyARN: "arn:aws:kms:us-east-1:" + acct + ":key/" + keyID, KeyID: keyID,
 		Region: "us-east-1", Account: acct, Partition: "aws",
-		Actor: events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice", PrincipalID: "AIDAYXPCD7EXAMPLE4U2Q", AccountID: account},
+		Actor: alice,
 	}
 	if edit != nil {
 		edit(c)
@@ -547,7 +548,7 @@ func TestDecode(t *testing.T) {
 					EventID: "2c9051d1-b43d-4bd0-8f83-3d80aef2074c", EventName: "TagResource", EventTime: utc(2024, 12, 9, 10, 11, 12),
 					KeyARN: "arn:aws:kms:us-east-1:111122223333:key/3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13", KeyID: "3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13",
 					Region: "us-east-1", Account: "111122223333", Partition: "aws",
-					Actor: events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice", PrincipalID: "AIDAYXPCD7EXAMPLE4U2Q", AccountID: "111122223333"},
+					Actor: alice,
 					Set:   []events.Tag{{Key: "owner", Value: "alice"}},
 				},
 			},
@@ -589,7 +590,7 @@ func TestDecode(t *testing.T) {
 					EventID: "a7d3c2b1-6e5f-4a89-b0c1-d2e3f4a5b6c7", EventName: "UntagResource", EventTime: utc(2024, 12, 9, 10, 11, 12),
 					KeyARN: "arn:aws:kms:us-east-1:111122223333:key/3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13", KeyID: "3f8e1c2a-9b7d-4e61-8c5a-2d4f6b8e0a13",
 					Region: "us-east-1", Account: "111122223333", Partition: "aws",
-					Actor:   events.Creator{Type: "IAMUser", PrincipalARN: "arn:aws:iam::111122223333:user/alice", PrincipalID: "AIDAYXPCD7EXAMPLE4U2Q", AccountID: "111122223333"},
+					Actor:   alice,
 					Removed: []string{"CreatedBy", "owner"},
 				},
 			},

@@ -28,5 +28,11 @@
 // CreationEventNames and TagChangeEventNames read it for the packages that
 // need the list.
 //
+// DecodeStackOperation reads, apart from the table, the CloudTrail record
+// of a CloudFormation call that starts a stack operation (CreateStack,
+// UpdateStack, ExecuteChangeSet) or creates a change set, whose caller the
+// tagger names as the person behind a key the stack made; ParseStackARN
+// reads a stack's ARN.
+//
 // The package makes no AWS calls and holds no clients.
 package events

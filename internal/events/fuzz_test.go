@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -22,7 +23,34 @@ func FuzzDecode(f *testing.F) {
 		checkEnvelope(t, raw, d, err)
 		d, err = events.DecodeRecord(raw)
 		checkInvariants(t, "DecodeRecord", d, err)
+		checkStackOperation(t, raw)
 	})
+}
+
+// checkStackOperation checks that DecodeStackOperation returns an operation
+// or an error, never both nor neither, and an operation with what the stack
+// attribution relies on: an event id, a time in UTC, a region, and a call
+// of CloudFormation's that starts an operation or creates a change set.
+func checkStackOperation(t *testing.T, raw []byte) {
+	t.Helper()
+	op, err := events.DecodeStackOperation(raw)
+	switch {
+	case err != nil && op != nil:
+		t.Fatalf("DecodeStackOperation: got %+v and error %v, want one of them", *op, err)
+	case err != nil:
+		return
+	case op == nil:
+		t.Fatal("DecodeStackOperation: got neither an operation nor an error")
+	}
+	if op.EventID == "" || op.Region == "" || op.EventTime.IsZero() || op.EventTime.Location().String() != "UTC" {
+		t.Fatalf("DecodeStackOperation: got %+v, want an event id, a region and a time in UTC", *op)
+	}
+	if op.EventName != events.EventNameCreateChangeSet && !slices.Contains(events.StackOperationNames, op.EventName) {
+		t.Fatalf("DecodeStackOperation: got eventName %q, want a stack operation or CreateChangeSet", op.EventName)
+	}
+	if op.Starts() && op.ErrorCode != "" {
+		t.Fatalf("DecodeStackOperation: %s with errorCode %s starts an operation, want it not to", op.EventName, op.ErrorCode)
+	}
 }
 
 // checkInvariants checks what holds for every result of fn.

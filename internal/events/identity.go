@@ -1,8 +1,12 @@
 package events
 
-// UserIdentity is the userIdentity element of a CloudTrail record (see the
-// CloudTrail userIdentity element reference), trimmed to the fields this
-// package reads. For a role session:
+// UserIdentity is the userIdentity element of a CloudTrail record, trimmed
+// to the fields this package reads; its fields are those of the CloudTrail
+// userIdentity element reference,
+// https://docs.aws.amazon.com/awscloudtrail/latest/userguide/cloudtrail-event-reference-user-identity.html
+// (type, principalId, arn, accountId, accessKeyId, userName, invokedBy,
+// credentialId, sessionContext with sessionIssuer and sourceIdentity, and
+// onBehalfOf with userId and identityStoreArn). For a role session:
 //
 //	{
 //	  "type": "AssumedRole",
@@ -10,9 +14,14 @@ package events
 //	  "arn": "arn:aws:sts::111122223333:assumed-role/KeyAdmin/alice",
 //	  "accountId": "111122223333",
 //	  "accessKeyId": "ASIAEXAMPLEKEYID1234",
-//	  "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/KeyAdmin", ...}},
+//	  "sessionContext": {"sessionIssuer": {"type": "Role", "arn": "arn:aws:iam::111122223333:role/KeyAdmin", ...}, "sourceIdentity": "alice"},
 //	  "invokedBy": "cloudformation.amazonaws.com"
 //	}
+//
+// For an IAM user (userName is the user's name; for the root user, the
+// account's alias when it has one):
+//
+//	{"type": "IAMUser", "principalId": "AIDA...", "arn": "arn:aws:iam::111122223333:user/alice", "accountId": "111122223333", "userName": "alice"}
 //
 // For an IAM Identity Center user:
 //
@@ -33,7 +42,9 @@ type UserIdentity struct {
 	AccountID string `json:"accountId"`
 	// AccessKeyID is the access key that signed the request.
 	AccessKeyID string `json:"accessKeyId"`
-	// UserName is the IAM user name, for IAMUser and Root.
+	// UserName is userIdentity.userName: the IAM user's name for IAMUser,
+	// the account's alias (when it has one) for Root; absent for role
+	// sessions, whose role's name is sessionIssuer.userName.
 	UserName string `json:"userName"`
 	// InvokedBy is the AWS service that made the call for the principal.
 	InvokedBy string `json:"invokedBy"`
@@ -51,7 +62,12 @@ type UserIdentity struct {
 type SessionContext struct {
 	// SessionIssuer is the role or IAM user that issued the session.
 	SessionIssuer SessionIssuer `json:"sessionIssuer"`
-	// SourceIdentity is the source identity set on the session, if any.
+	// SourceIdentity is the STS source identity of the session, if any:
+	// set when the first role of a chain was assumed (by the identity
+	// provider's SAML attribute or token claim, or the caller of
+	// AssumeRole with sts:SetSourceIdentity), kept by every role assumed
+	// from that session, and never changed within it (the IAM User Guide's
+	// "Monitor and control actions taken with assumed roles").
 	SourceIdentity string `json:"sourceIdentity"`
 }
 
@@ -88,11 +104,13 @@ type OnBehalfOf struct {
 // both a user and an identity store.
 func (u UserIdentity) Creator() Creator {
 	c := Creator{
-		Type:         u.Type,
-		PrincipalARN: u.ARN,
-		PrincipalID:  u.PrincipalID,
-		AccountID:    u.AccountID,
-		InvokedBy:    u.InvokedBy,
+		Type:           u.Type,
+		PrincipalARN:   u.ARN,
+		PrincipalID:    u.PrincipalID,
+		AccountID:      u.AccountID,
+		InvokedBy:      u.InvokedBy,
+		UserName:       u.UserName,
+		SourceIdentity: u.SessionContext.SourceIdentity,
 	}
 	if u.Type == IdentityAssumedRole || u.Type == IdentityFederatedUser {
 		c.IssuerARN = u.SessionContext.SessionIssuer.ARN

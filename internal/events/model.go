@@ -129,6 +129,12 @@ type Creator struct {
 	// IdentityStoreUser is "<identityStoreArn>/user/<userId>" for an IAM
 	// Identity Center user recorded with onBehalfOf.
 	IdentityStoreUser string `json:"identityStoreUser,omitempty"`
+	// UserName is userIdentity.userName: the IAM user's name (IAMUser),
+	// the account's alias (Root).
+	UserName string `json:"userName,omitempty"`
+	// SourceIdentity is userIdentity.sessionContext.sourceIdentity, the STS
+	// source identity of a role session, which role chaining keeps.
+	SourceIdentity string `json:"sourceIdentity,omitempty"`
 }
 
 // KeyEvent is the one key an event says was created: where, when and by whom.

@@ -47,7 +47,7 @@ func (e *env) assertTags(t *testing.T, keyARN string, want, others map[string]st
 
 // truth is what the handler writes for a key alice created with eventID.
 func truth(eventID string, rec map[string]any) map[string]string {
-	return map[string]string{"CreatedBy": alice, "CreatedAt": rec["eventTime"].(string), "CreationEventId": eventID, "CreatedByEvidence": "event"}
+	return map[string]string{"CreatedBy": alice, "CreatedAt": rec["eventTime"].(string), "CreationEventId": eventID, "CreatedByUser": "alice", "CreatedByEvidence": "event"}
 }
 
 func (e *env) handleErr(t *testing.T, rec map[string]any) (tagger.Result, error) {

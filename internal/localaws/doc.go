@@ -11,7 +11,12 @@
 //     behind a proxy that records requests and lets tests inject faults.
 //     StartSQS runs one for a single account's queues.
 //   - CloudTrail LookupEvents, which moto lacks: a stand-in in this package
-//     with CloudTrail's event history, validation and quota (StartCloudTrail).
+//     with CloudTrail's event history, validation and quota (StartCloudTrail);
+//     for several accounts, one each behind an AccountMux.
+//   - CloudFormation DescribeStackResources by a resource's physical id,
+//     which moto does not look up that way: an http.Handler in this package
+//     speaking the service's AWS Query protocol (NewCloudFormation), for
+//     httptest.
 //   - Lambda: aws-lambda-rie running a real bootstrap binary natively, the way
 //     `sam local invoke` runs it in its container (StartRIE).
 //

@@ -9,8 +9,15 @@
 // It reaches AWS only through small SDK-shaped ports declared beside their
 // user: KMSClients and KMSAPI (served by internal/awskms), DeadLetterSink
 // (internal/awssqs), CreationFinder and CreationConfirmer (internal/history,
-// CloudTrail). Those packages import this one; this one imports none of
-// them.
+// CloudTrail), StackFinder (internal/awscfn: CloudFormation and CloudTrail,
+// for CreatedByStack and CreatedByUser). Those packages import this one;
+// this one imports none of them.
+//
+// CreatedByUser names a person only where AWS establishes one (UserOf, the
+// rule table); a derived tag whose value is not known yet (a stack lookup
+// that failed) is pending: written by no one and removed from no key
+// (PlanWith), and the handler returns the event for a retry once the
+// other tags are on the key (CodeAttributionPending).
 //
 // Every event ends in exactly one Outcome: tagged, skipped for a stated
 // reason, dead-lettered, or returned as an error so that Lambda retries it.

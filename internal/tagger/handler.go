@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 
@@ -67,6 +68,14 @@ type Result struct {
 	// key keeps because the tagger could not write
 	// (CodeForgedTagsUncorrected).
 	Forged []Tag `json:"forged,omitempty"`
+	// Unset are derived tags with no true value whose absence is
+	// explained (CreatedByUser when no person AWS establishes is behind
+	// the key), with the reason.
+	Unset []Note `json:"unset,omitempty"`
+	// Pending are derived tags whose value is not known yet
+	// (CreatedByStack, CreatedByUser of a key CloudFormation made whose
+	// lookup failed), with the reason; see Plan.Pending.
+	Pending []Note `json:"pending,omitempty"`
 	// Repair is set when the event was a tamper repair.
 	Repair *Repair `json:"repair,omitempty"`
 	// Attempts are the attempts of the last KMS call made for the event,
@@ -100,6 +109,16 @@ type Handler struct {
 	// when the key's governance tags came from another creation event;
 	// nil dead-letters every such conflict.
 	Confirmer CreationConfirmer
+	// Stacks finds the CloudFormation stack, and the stack operation, that
+	// created a key CloudFormation made, for CreatedByStack and
+	// CreatedByUser; nil leaves those tags pending (written by no one,
+	// removed from no key).
+	Stacks StackFinder
+	// StackLookupTimeout bounds the stack lookups of one event, so that
+	// they never hold back the other governance tags beyond it;
+	// DefaultStackLookupTimeout when 0. They get at most half of the time
+	// the KMS calls have left.
+	StackLookupTimeout time.Duration
 	// Now returns the current time; nil means time.Now.
 	Now func() time.Time
 }
@@ -157,7 +176,7 @@ func (h *Handler) handle(ctx context.Context, raw json.RawMessage) (Result, erro
 	}
 	switch dec.Kind {
 	case events.KindTag:
-		return h.apply(ctx, raw, res, dec.Key, false)
+		return h.apply(ctx, raw, res, dec.Key, false, nil)
 	case events.KindTagChange:
 		return h.repair(ctx, raw, res, dec.Change)
 	default:
@@ -174,13 +193,21 @@ func (h *Handler) handle(ctx context.Context, raw json.RawMessage) (Result, erro
 //  2. reads the key's tags: if they came from another creation event
 //     (CreationEventId), CloudTrail's own record must settle that this
 //     event is the real one (settle);
-//  3. removes the owned tags that must go (UntagResource) and writes those
+//  3. for a key CloudFormation made, looks up its stack and the stack's
+//     operator (Stacks, within StackLookupTimeout);
+//  4. removes the owned tags that must go (UntagResource) and writes those
 //     missing or wrong (TagResource), or does nothing when the key carries
-//     exactly its governance tags already (a redelivery).
+//     exactly its governance tags already (a redelivery);
+//  5. when a stack lookup could not finish but may later, returns a
+//     transient error (CodeAttributionPending) after the writes, so that
+//     Lambda tries the event again for CreatedByStack and CreatedByUser
+//     while the other governance tags are on the key already.
 //
 // trusted says the event is CloudTrail's own record (a repair or a
 // backfill found it in the event history), not only the word of an event.
-func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, key *events.KeyEvent, trusted bool) (Result, error) {
+// untrusted are owned tags as someone other than the tagger set them (the
+// change a repair answers): see PlanInput.Untrusted.
+func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, key *events.KeyEvent, trusted bool, untrusted []Tag) (Result, error) {
 	client, err := h.KMS.KMSClient(ctx, key.Account, key.Region)
 	if err != nil {
 		err = fmt.Errorf("kms client for account %s region %s: %w", key.Account, key.Region, err)
@@ -213,15 +240,25 @@ func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, ke
 	if err != nil {
 		return fail(nil, err)
 	}
-	plan := h.Policy.Plan(key, current)
+	in := PlanInput{Untrusted: untrusted}
+	plan := h.Policy.PlanWith(key, current, in)
 	res.Tags, res.Overridden, res.Dropped, res.Removed = plan.Tags, plan.Overridden, plan.Dropped, plan.Remove
 	if prior := h.Policy.CreationEventID(current); prior != "" && prior != SanitizeValue(key.EventID) && !trusted {
 		if err := h.settle(kctx, key, prior); err != nil {
 			return fail(&plan, err)
 		}
 	}
+	if stack, operator := h.Policy.StackLookup(key); stack && h.Stacks != nil {
+		in.Stack = h.findStack(kctx, key, operator)
+		plan = h.Policy.PlanWith(key, current, in)
+		res.Tags, res.Overridden, res.Dropped, res.Removed = plan.Tags, plan.Overridden, plan.Dropped, plan.Remove
+	}
+	res.Unset, res.Pending = plan.Unset, plan.Pending
 	calls.into(&res)
 	if plan.NoOp() {
+		if plan.Retry() {
+			return h.pending(ctx, raw, res, in.Stack)
+		}
 		res.Outcome = OutcomeSkipped
 		res.Reason = "the key carries exactly its governance tags already"
 		return res, nil
@@ -250,7 +287,68 @@ func (h *Handler) apply(ctx context.Context, raw json.RawMessage, res Result, ke
 	if len(plan.Dropped) > 0 {
 		res.Reason = fmt.Sprintf("%d governance tags did not fit within %d tags", len(plan.Dropped), MaxTagsPerKey)
 	}
+	if plan.Retry() {
+		return h.pending(ctx, raw, res, in.Stack)
+	}
 	return res, nil
+}
+
+// DefaultStackLookupTimeout bounds the stack lookups of one event when the
+// handler is not told otherwise.
+const DefaultStackLookupTimeout = 10 * time.Second
+
+// CodeAttributionPending is the error code of an event whose governance
+// tags are written but for CreatedByStack or CreatedByUser, whose lookup
+// could not finish and may later: the event is returned as a transient
+// error, for Lambda to try again.
+const CodeAttributionPending = "AttributionPending"
+
+// findStack asks Stacks for key's stack within the stack lookup budget: at
+// most StackLookupTimeout, and at most half of the time ctx has left, so
+// that the writes keep the rest.
+func (h *Handler) findStack(ctx context.Context, key *events.KeyEvent, operator bool) *StackOrigin {
+	budget := h.StackLookupTimeout
+	if budget <= 0 {
+		budget = DefaultStackLookupTimeout
+	}
+	if deadline, ok := ctx.Deadline(); ok {
+		budget = min(budget, time.Until(deadline)/2)
+	}
+	lctx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	o := h.Stacks.FindStack(lctx, key, operator)
+	if o == nil {
+		o = &StackOrigin{Pending: true, Reason: "the stack lookup gave no answer"}
+	}
+	return o
+}
+
+// pending returns the transient error of an event whose other governance
+// tags are written (or were already) while CreatedByStack or CreatedByUser
+// wait on a lookup a later attempt may complete: Lambda tries the event
+// again (a minute, then two later), and then hands it to its on-failure
+// destination, from which autotagger redrive tries it again.
+func (h *Handler) pending(ctx context.Context, raw json.RawMessage, res Result, o *StackOrigin) (Result, error) {
+	keys := make([]string, 0, len(res.Pending))
+	reasons := make([]string, 0, len(res.Pending))
+	for _, n := range res.Pending {
+		if n.Retry {
+			keys = append(keys, n.Key)
+			if !slices.Contains(reasons, n.Reason) {
+				reasons = append(reasons, n.Reason)
+			}
+		}
+	}
+	why := fmt.Sprintf("the other governance tags are on the key; %s not known yet, for Lambda to try again: %s", strings.Join(keys, " and "), strings.Join(reasons, "; "))
+	err := errors.New(why)
+	if o != nil && o.Err != nil {
+		err = fmt.Errorf("%s: %w", why, o.Err)
+	}
+	written := res.TagsWritten
+	res, err = h.deadLetter(ctx, raw, res, Transient, CodeAttributionPending, err)
+	res.TagsWritten = written
+	res.Reason = CodeAttributionPending + ": " + why
+	return res, err
 }
 
 // listTags returns every tag of keyARN (ListResourceTags, all pages); call
@@ -485,6 +583,13 @@ func (h *Handler) logResult(ctx context.Context, res Result, err error) {
 	if len(res.Forged) > 0 {
 		attrs = append(attrs, tagsAttr("forged", res.Forged))
 	}
+	if len(res.Unset) > 0 {
+		attrs = append(attrs, notesAttr("unset", res.Unset))
+	}
+	if len(res.Pending) > 0 {
+		attrs = append(attrs, notesAttr("pending", res.Pending))
+		level = max(level, slog.LevelWarn)
+	}
 	if res.Attempts > 0 {
 		attrs = append(attrs, slog.Int("attempts", res.Attempts))
 	}
@@ -507,6 +612,16 @@ func tagsAttr(name string, tags []Tag) slog.Attr {
 	attrs := make([]slog.Attr, len(tags))
 	for i, t := range tags {
 		attrs[i] = slog.String(t.Key, t.Value)
+	}
+	return slog.Attr{Key: name, Value: slog.GroupValue(attrs...)}
+}
+
+// notesAttr is notes as one attribute holding an object of tag key to
+// reason, e.g. "unset":{"CreatedByUser":"the creator is …"}.
+func notesAttr(name string, notes []Note) slog.Attr {
+	attrs := make([]slog.Attr, len(notes))
+	for i, n := range notes {
+		attrs[i] = slog.String(n.Key, n.Reason)
 	}
 	return slog.Attr{Key: name, Value: slog.GroupValue(attrs...)}
 }

@@ -20,6 +20,8 @@ const (
 	DefaultCreationEventID = "CreationEventId"
 	DefaultReplicaOf       = "ReplicaOf"
 	DefaultEvidence        = "CreatedByEvidence"
+	DefaultCreatedByUser   = "CreatedByUser"
+	DefaultCreatedByStack  = "CreatedByStack"
 )
 
 // Values of the CreatedByEvidence tag: where the governance tags of a key
@@ -64,6 +66,16 @@ type Names struct {
 	CreationEventID string
 	// ReplicaOf holds the primary key ARN of a multi-Region replica.
 	ReplicaOf string
+	// CreatedByUser holds the person behind the key, where AWS itself
+	// establishes one (UserOf): an IAM user's name, root, an STS source
+	// identity, an IAM Identity Center user; for a key CloudFormation made,
+	// the person who started the stack operation. Never a name the caller
+	// chose, such as a role session's name.
+	CreatedByUser string
+	// CreatedByStack holds the ARN of the CloudFormation stack that
+	// created the key (cloudformation:DescribeStackResources by the key's
+	// id), for a key whose creating call CloudFormation made.
+	CreatedByStack string
 	// Evidence holds where the other governance tags were derived from:
 	// EvidenceEvent, EvidenceHistory, EvidenceTrailArchive or
 	// EvidenceCreationDateOnly.
@@ -79,6 +91,8 @@ func DefaultNames() Names {
 		CreatedVia:      DefaultCreatedVia,
 		CreationEventID: DefaultCreationEventID,
 		ReplicaOf:       DefaultReplicaOf,
+		CreatedByUser:   DefaultCreatedByUser,
+		CreatedByStack:  DefaultCreatedByStack,
 		Evidence:        DefaultEvidence,
 	}
 }
@@ -102,11 +116,19 @@ type Policy struct {
 	owned    map[string]string // folded key -> the key as configured
 	eventID  string            // the CreationEventId key; "" when switched off
 	evidence string            // the CreatedByEvidence key; "" when switched off
+	user     string            // the CreatedByUser key; "" when switched off
+	stack    string            // the CreatedByStack key; "" when switched off
 }
 
 type derivedTag struct {
 	key   string
-	value func(*events.KeyEvent) string
+	value func(*events.KeyEvent, *PlanInput) attribution
+}
+
+// fromEvent is a derived tag read from the creation event alone: its value
+// is known, "" meaning the tag has no true value for the key.
+func fromEvent(f func(*events.KeyEvent) string) func(*events.KeyEvent, *PlanInput) attribution {
+	return func(ev *events.KeyEvent, _ *PlanInput) attribution { return known(f(ev)) }
 }
 
 // fold is the form in which keys are compared for ownership.
@@ -115,8 +137,8 @@ func fold(key string) string { return strings.ToLower(key) }
 // NewPolicy checks the configured names (prefix included) and static tags
 // against what KMS accepts and returns the policy. Derived tags come first
 // in priority order: CreatedBy, CreatedAt, CreationEventId, CreatedByRole,
-// CreatedVia, ReplicaOf, CreatedByEvidence; static tags follow in the
-// order given. Two
+// CreatedVia, ReplicaOf, CreatedByUser, CreatedByStack, CreatedByEvidence;
+// static tags follow in the order given. Two
 // configured keys that differ only in case are refused, since IAM would not
 // tell them apart.
 func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
@@ -136,15 +158,17 @@ func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
 	}
 	for _, d := range []struct {
 		name  string
-		value func(*events.KeyEvent) string
+		value func(*events.KeyEvent, *PlanInput) attribution
 	}{
-		{names.CreatedBy, createdBy},
-		{names.CreatedAt, createdAt},
-		{names.CreationEventID, func(ev *events.KeyEvent) string { return ev.EventID }},
-		{names.CreatedByRole, createdByRole},
-		{names.CreatedVia, func(ev *events.KeyEvent) string { return ev.Creator.InvokedBy }},
-		{names.ReplicaOf, func(ev *events.KeyEvent) string { return ev.PrimaryKeyARN }},
-		{names.Evidence, evidence},
+		{names.CreatedBy, fromEvent(createdBy)},
+		{names.CreatedAt, fromEvent(createdAt)},
+		{names.CreationEventID, fromEvent(func(ev *events.KeyEvent) string { return ev.EventID })},
+		{names.CreatedByRole, fromEvent(createdByRole)},
+		{names.CreatedVia, fromEvent(func(ev *events.KeyEvent) string { return ev.Creator.InvokedBy })},
+		{names.ReplicaOf, fromEvent(func(ev *events.KeyEvent) string { return ev.PrimaryKeyARN })},
+		{names.CreatedByUser, createdByUser},
+		{names.CreatedByStack, createdByStack},
+		{names.Evidence, fromEvent(evidence)},
 	} {
 		if d.name == "" {
 			continue
@@ -160,6 +184,12 @@ func NewPolicy(names Names, prefix string, static []Tag) (*Policy, error) {
 	}
 	if names.Evidence != "" {
 		p.evidence = prefix + names.Evidence
+	}
+	if names.CreatedByUser != "" {
+		p.user = prefix + names.CreatedByUser
+	}
+	if names.CreatedByStack != "" {
+		p.stack = prefix + names.CreatedByStack
 	}
 	for _, t := range static {
 		if err := own(t.Key); err != nil {
@@ -239,6 +269,43 @@ type Plan struct {
 	// Dropped are tags left out, lowest priority first out, so that the key
 	// stays within the 50 tags KMS allows next to the tags it does not own.
 	Dropped []Tag `json:"dropped,omitempty"`
+	// Unset are the derived tags with no true value for this key whose
+	// absence the plan explains: CreatedByUser when no person AWS
+	// establishes is behind the key (a role session's chosen name, an AWS
+	// service, a StackSet instance), with the reason.
+	Unset []Note `json:"unset,omitempty"`
+	// Pending are the derived tags whose value is not known yet: the stack
+	// of a key CloudFormation made, or its operator, could not be looked
+	// up. Such a tag is neither written nor removed: a value the key
+	// carries stays (Note.Kept, and it is in Tags), unless it is one that
+	// someone other than the tagger set (the creator, in the creation
+	// request, or the tag change a repair answers), which goes like a
+	// forgery. Note.Retry says a later attempt may find the value.
+	Pending []Note `json:"pending,omitempty"`
+}
+
+// Note says why a derived tag has no value, or none known yet.
+type Note struct {
+	// Key is the tag key.
+	Key string `json:"key"`
+	// Reason is why, in a sentence.
+	Reason string `json:"reason"`
+	// Retry says that a later attempt may find the value (a throttled,
+	// failing or slow lookup; a record not yet in CloudTrail's history).
+	Retry bool `json:"retry,omitempty"`
+	// Kept says the key keeps the value it carries under Key.
+	Kept bool `json:"kept,omitempty"`
+}
+
+// Retry reports whether a tag of the plan is pending on a lookup that a
+// later attempt may complete.
+func (pl Plan) Retry() bool {
+	for _, n := range pl.Pending {
+		if n.Retry {
+			return true
+		}
+	}
+	return false
 }
 
 // NoOp reports whether the key already carries exactly the owned tags it
@@ -247,16 +314,30 @@ func (pl Plan) NoOp() bool { return len(pl.Write) == 0 && len(pl.Remove) == 0 }
 
 // Plan derives the owned tags of ev's key given current, the tags the key
 // carries now (for a key just created, the tags passed to CreateKey or
-// ReplicateKey). A derived tag whose value would be empty (CreatedByRole for
-// an IAM user, CreatedVia for a direct call, ReplicaOf for a key that is not
-// a replica) is not written; if the key carries it, it is removed.
+// ReplicateKey), with nothing known beyond the event: PlanWith with a zero
+// PlanInput. For a key CloudFormation made, CreatedByStack (and
+// CreatedByUser when the event names no person) are then pending, and the
+// key keeps the values it carries for them.
+func (p *Policy) Plan(ev *events.KeyEvent, current []Tag) Plan {
+	return p.PlanWith(ev, current, PlanInput{})
+}
+
+// PlanWith derives the owned tags of ev's key given current, the tags the
+// key carries now, and in, what was found beyond the event (the stack of a
+// key CloudFormation made; the values a tag change set). A derived tag
+// whose value would be empty (CreatedByRole for an IAM user, CreatedVia for
+// a direct call, ReplicaOf for a key that is not a replica, CreatedByUser
+// for a role session) is not written; if the key carries it, it is
+// removed. A derived tag whose value is not known yet (see Plan.Pending) is
+// neither written nor removed, unless the value the key carries is one
+// someone other than the tagger set: that goes.
 //
 // The budget: the key may carry 50 tags. The tags it carries under keys this
 // policy does not own count against it, except aws: tags, which AWS does not
 // count; owned tags the key carries already (exactly) cost nothing, and
 // removed ones free their place. New tags that do not fit are dropped,
 // lowest priority first, and listed in Plan.Dropped.
-func (p *Policy) Plan(ev *events.KeyEvent, current []Tag) Plan {
+func (p *Policy) PlanWith(ev *events.KeyEvent, current []Tag, in PlanInput) Plan {
 	carried := make(map[string]string, len(current)) // exact key -> value
 	others := 0
 	var plan Plan
@@ -291,12 +372,27 @@ func (p *Policy) Plan(ev *events.KeyEvent, current []Tag) Plan {
 		truth[t.Key] = t.Value
 	}
 	for _, d := range p.derived {
-		v := SanitizeValue(d.value(ev))
+		a := d.value(ev, &in)
+		if !a.known {
+			note := Note{Key: d.key, Reason: a.reason, Retry: a.retry}
+			if v, has := carried[d.key]; has && !untrusted(ev, &in, d.key, v) {
+				// Not known yet is not "no true value": the key keeps
+				// what the tagger wrote earlier.
+				plan.Tags = append(plan.Tags, Tag{Key: d.key, Value: v})
+				truth[d.key] = v
+				note.Kept = true
+			}
+			plan.Pending = append(plan.Pending, note)
+			continue
+		}
+		v := SanitizeValue(a.value)
 		if d.key == p.evidence && fromRecord(v) && fromRecord(carried[d.key]) {
 			v = carried[d.key] // one record of the creating call is as good as another
 		}
 		if v != "" {
 			add(Tag{Key: d.key, Value: v})
+		} else if a.reason != "" {
+			plan.Unset = append(plan.Unset, Note{Key: d.key, Reason: a.reason})
 		}
 	}
 	for _, t := range p.static {

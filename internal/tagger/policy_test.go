@@ -54,6 +54,7 @@ func TestPlanIdentityTypes(t *testing.T) {
 	)
 	at := "2024-01-09T18:52:34Z"
 	id := "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"
+	by := func(v string) tagger.Tag { return tagger.Tag{Key: "CreatedByUser", Value: v} }
 	tests := []struct {
 		name    string
 		creator events.Creator
@@ -61,26 +62,26 @@ func TestPlanIdentityTypes(t *testing.T) {
 		want    []tagger.Tag
 	}{
 		{"IAMUser", events.Creator{Type: "IAMUser", PrincipalARN: user},
-			nil, []tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, by("alice")}},
 		{"AssumedRole", events.Creator{Type: "AssumedRole", PrincipalARN: session, IssuerARN: role},
 			nil, []tagger.Tag{{Key: "CreatedBy", Value: session}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: role}}},
 		{"IdentityCenterRole", events.Creator{Type: "AssumedRole", PrincipalARN: ssoSess, IssuerARN: ssoRole},
-			nil, []tagger.Tag{{Key: "CreatedBy", Value: ssoSess}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: ssoRole}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: ssoSess}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: ssoRole}, by("alice@example.com")}},
 		{"IdentityCenterUser", events.Creator{Type: "IdentityCenterUser", IdentityStoreUser: storeU},
-			nil, []tagger.Tag{{Key: "CreatedBy", Value: storeU}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: storeU}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, by(storeU)}},
 		{"FederatedUser", events.Creator{Type: "FederatedUser", PrincipalARN: fedUser, IssuerARN: user},
 			nil, []tagger.Tag{{Key: "CreatedBy", Value: fedUser}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: user}}},
 		{"Root", events.Creator{Type: "Root", PrincipalARN: root},
-			nil, []tagger.Tag{{Key: "CreatedBy", Value: root}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: root}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, by("root")}},
 		{"AWSService", events.Creator{Type: "AWSService", InvokedBy: "secretsmanager.amazonaws.com"},
 			nil, []tagger.Tag{{Key: "CreatedBy", Value: "secretsmanager.amazonaws.com"}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedVia", Value: "secretsmanager.amazonaws.com"}}},
 		{"CloudFormation", events.Creator{Type: "AssumedRole", PrincipalARN: session, IssuerARN: role, InvokedBy: "cloudformation.amazonaws.com"},
 			nil, []tagger.Tag{{Key: "CreatedBy", Value: session}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "CreatedByRole", Value: role}, {Key: "CreatedVia", Value: "cloudformation.amazonaws.com"}}},
 		{"Replica", events.Creator{Type: "IAMUser", PrincipalARN: user},
 			func(ev *events.KeyEvent) { ev.EventName = events.EventNameReplicateKey; ev.PrimaryKeyARN = primaryARN },
-			[]tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "ReplicaOf", Value: primaryARN}}},
+			[]tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, {Key: "ReplicaOf", Value: primaryARN}, by("alice")}},
 		{"IAMUserIssuerIgnored", events.Creator{Type: "IAMUser", PrincipalARN: user, IssuerARN: role},
-			nil, []tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}}},
+			nil, []tagger.Tag{{Key: "CreatedBy", Value: user}, {Key: "CreatedAt", Value: at}, {Key: "CreationEventId", Value: id}, by("alice")}},
 	}
 	p := mustPolicy(t, tagger.DefaultNames(), "", nil)
 	for _, tt := range tests {
@@ -131,6 +132,7 @@ func TestPlanSpoofedGovernanceTagsAreOverwritten(t *testing.T) {
 		{Key: "CreatedBy", Value: "arn:aws:iam::111122223333:user/mallory"},
 		{Key: "CreatedAt", Value: "2024-01-09T18:52:34Z"},
 		{Key: "CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{Key: "CreatedByUser", Value: "mallory"},
 		{Key: "CreatedByEvidence", Value: "event"},
 		{Key: "ManagedBy", Value: "platform"},
 	}
@@ -171,6 +173,7 @@ func TestPlanExactSet(t *testing.T) {
 		{Key: "gov:CreatedBy", Value: "arn:aws:iam::111122223333:user/alice"},
 		{Key: "gov:CreatedAt", Value: "2024-01-09T18:52:34Z"},
 		{Key: "gov:CreationEventId", Value: "c2ac6a29-1c43-4f0e-8d55-0e6a2f1e7b11"},
+		{Key: "gov:CreatedByUser", Value: "alice"},
 		{Key: "gov:CreatedByEvidence", Value: "event"},
 		{Key: "Team", Value: "platform"},
 	}
@@ -180,15 +183,15 @@ func TestPlanExactSet(t *testing.T) {
 		wantWrite  []string
 		wantRemove []string
 	}{
-		{"new key", nil, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedByEvidence", "Team"}, nil},
+		{"new key", nil, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedByUser", "gov:CreatedByEvidence", "Team"}, nil},
 		{"already exact (a redelivery)", truth, nil, nil},
-		{"one wrong value", append(slices.Clone(truth[:4]), tagger.Tag{Key: "Team", Value: "intruders"}), []string{"Team"}, nil},
+		{"one wrong value", append(slices.Clone(truth[:5]), tagger.Tag{Key: "Team", Value: "intruders"}), []string{"Team"}, nil},
 		{"owned key with no true value added later", append(slices.Clone(truth), tagger.Tag{Key: "gov:CreatedByRole", Value: "arn:aws:iam::111122223333:role/Admin"}), nil, []string{"gov:CreatedByRole"}},
 		{"a replica's tag on a key that is not one", append(slices.Clone(truth), tagger.Tag{Key: "gov:ReplicaOf", Value: "arn:aws:kms:us-east-1:111122223333:key/x"}), nil, []string{"gov:ReplicaOf"}},
 		{"case variant with the prefix", append(slices.Clone(truth), tagger.Tag{Key: "GOV:createdby", Value: "arn:aws:iam::111122223333:user/mallory"}), nil, []string{"GOV:createdby"}},
 		{"case variants of every kind", append(slices.Clone(truth), tagger.Tag{Key: "gov:CREATEDBYROLE", Value: "x"}, tagger.Tag{Key: "team", Value: "y"}, tagger.Tag{Key: "Gov:CreationEventID", Value: "z"}), nil, []string{"gov:CREATEDBYROLE", "team", "Gov:CreationEventID"}},
 		{"other tags untouched", append(slices.Clone(truth), tagger.Tag{Key: "Project", Value: "apollo"}, tagger.Tag{Key: "CreatedBy", Value: "not ours: no prefix"}), nil, nil},
-		{"variant only", []tagger.Tag{{Key: "gov:createdBy", Value: "arn:aws:iam::111122223333:user/alice"}}, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedByEvidence", "Team"}, []string{"gov:createdBy"}},
+		{"variant only", []tagger.Tag{{Key: "gov:createdBy", Value: "arn:aws:iam::111122223333:user/alice"}}, []string{"gov:CreatedBy", "gov:CreatedAt", "gov:CreationEventId", "gov:CreatedByUser", "gov:CreatedByEvidence", "Team"}, []string{"gov:createdBy"}},
 	}
 	p := mustPolicy(t, tagger.DefaultNames(), "gov:", []tagger.Tag{{Key: "Team", Value: "platform"}})
 	for _, tt := range tests {

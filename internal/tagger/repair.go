@@ -137,14 +137,18 @@ func (h *Handler) repair(ctx context.Context, raw json.RawMessage, res Result, c
 		return h.deadLetter(ctx, raw, res, class, code, err)
 	}
 	res.Repair = &rep
-	res, err = h.apply(ctx, raw, res, created, true)
-	switch res.Outcome {
-	case OutcomeTagged:
+	res, err = h.apply(ctx, raw, res, created, true, rep.Changed)
+	// A repair whose stack lookup is pending restored what it could (the
+	// other tags written, someone else's stack tags removed) before it
+	// returned the event for Lambda to try again.
+	partial := res.ErrorCode == CodeAttributionPending && (res.TagsWritten > 0 || len(res.Removed) > 0)
+	switch {
+	case res.Outcome == OutcomeTagged || partial:
 		h.eventLogger(res).LogAttrs(ctx, slog.LevelWarn, "governance tags tampered with",
 			slog.String("actor", rep.Actor), tagsAttr("changed", rep.Changed), slog.Any("removed", rep.Removed),
 			slog.String("creation_event_id", created.EventID))
 		res.Reason = strings.TrimSpace(fmt.Sprintf("restored governance tags %s by %s. %s", verbs(rep), rep.Actor, res.Reason))
-	case OutcomeSkipped:
+	case res.Outcome == OutcomeSkipped:
 		res.Repair = nil
 		res.Reason = fmt.Sprintf("%s by %s left the governance tags as they should be", ch.EventName, rep.Actor)
 	}
