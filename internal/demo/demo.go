@@ -11,6 +11,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -113,10 +114,28 @@ func Run(ctx context.Context, opts Options) (*Report, error) {
 	if err := prepareKeys(ctx, k, samples, pending); err != nil {
 		return nil, err
 	}
+	// CloudFormation and CloudTrail's event history as AWS would hold them
+	// for the samples: the stacks that made keys, and who ran them.
+	now := newestSample(samples)
+	ct, err := localaws.StartCloudTrail(localaws.CloudTrailOptions{Now: func() time.Time { return now }})
+	if err != nil {
+		return nil, err
+	}
+	defer ct.Close()
+	cf, err := localaws.StartCloudFormation(localaws.CloudFormationOptions{})
+	if err != nil {
+		return nil, err
+	}
+	defer cf.Close()
+	if err := stackHistory(samples, cf, ct); err != nil {
+		return nil, err
+	}
 
 	env := append([]string{
 		"AWS_ENDPOINT_URL_KMS=" + k.URL(),
 		"AWS_ENDPOINT_URL_SQS=" + q.URL(),
+		"AWS_ENDPOINT_URL_CLOUDTRAIL=" + ct.URL(),
+		"AWS_ENDPOINT_URL_CLOUDFORMATION=" + cf.URL(),
 		"DEAD_LETTER_QUEUE_URL=" + queueURL,
 		"AWS_LAMBDA_FUNCTION_TIMEOUT=30",
 		// The role the samples' own TagResource was made with, as the stack

@@ -105,7 +105,7 @@ func (s *stack) createKeyEvent(t *testing.T, eventID, keyARN string) []byte {
 // wantGovernanceTags checks that the key carries the tags of the event.
 func (s *stack) wantGovernanceTags(t *testing.T, keyARN, eventID string) {
 	t.Helper()
-	want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": eventID, "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
+	want := map[string]string{"CreatedBy": userARN, "CreatedAt": eventTime, "CreationEventId": eventID, "CreatedByUser": "alice", "CreatedByEvidence": "event", "ManagedBy": "kms-autotagger"}
 	if got := s.Tags(t, keyARN); !reflect.DeepEqual(got, want) {
 		t.Errorf("tags on %s: got %v, want %v", keyARN, got, want)
 	}
