@@ -169,4 +169,3 @@ func uploadCode(t testing.TB, account string) (sha string) {
 	shared.code[account] = sha
 	return sha
 }
-

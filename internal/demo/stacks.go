@@ -43,8 +43,8 @@ func stackHistory(samples []sample, cf *localaws.CloudFormation, ct *localaws.Cl
 			"requestParameters": map[string]any{"stackName": name, "roleARN": "arn:aws:iam::" + key.Account + ":role/cfn-deployer"},
 			"responseElements":  map[string]any{"stackId": stackID},
 			"eventID":           fmt.Sprintf("6d3f1a2b-0000-4000-9000-%012d", i), "readOnly": false,
-			"resources":         []map[string]any{{"accountId": key.Account, "type": "AWS::CloudFormation::Stack", "ARN": stackID}},
-			"eventType":         "AwsApiCall", "managementEvent": true, "recipientAccountId": key.Account, "eventCategory": "Management",
+			"resources": []map[string]any{{"accountId": key.Account, "type": "AWS::CloudFormation::Stack", "ARN": stackID}},
+			"eventType": "AwsApiCall", "managementEvent": true, "recipientAccountId": key.Account, "eventCategory": "Management",
 		})
 		if err != nil {
 			return err

@@ -36,7 +36,6 @@ const (
 	keyEUWest1 = "7c1e2d3f-4a5b-4c6d-9e8f-0a1b2c3d4e5f"
 )
 
-
 // signedRequest returns a KMS-shaped request whose Authorization header
 // carries a credential scope for region ("" for no Authorization header).
 func signedRequest(t *testing.T, url, region, target, body string) *http.Request {
