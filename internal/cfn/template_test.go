@@ -695,6 +695,7 @@ var deployedDefaults = map[string]string{}
 // endpointPlaceholders are the AWS_ENDPOINT_URL_* variables declared empty
 // for sam local invoke --env-vars, one per service the function calls.
 var endpointPlaceholders = []string{
+	"AWS_ENDPOINT_URL_CLOUDFORMATION",
 	"AWS_ENDPOINT_URL_CLOUDTRAIL",
 	"AWS_ENDPOINT_URL_KMS",
 	"AWS_ENDPOINT_URL_SQS",
@@ -1049,6 +1050,9 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 		{"member role in the organization, tamper repair off", map[string]string{
 			"MemberRoleName": "kms-autotagger-member", "MemberRolePath": "/governance/", "OrganizationId": orgID, "TamperRepair": "false",
 		}},
+		{"tamper repair and the stack tags off: no CloudTrail, no CloudFormation", map[string]string{
+			"TamperRepair": "false", "CreatedByUserTagName": "-", "CreatedByStackTagName": "-",
+		}},
 		{"dead-letter queue key", map[string]string{"DeadLetterQueueKmsKeyArn": dlqKeyARN}},
 		{"everything on", everythingOn},
 	}
@@ -1074,8 +1078,17 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 				want["kms:GenerateDataKey"] = wantGrant{[]string{key}, nil}
 				want["kms:Decrypt"] = wantGrant{[]string{key}, nil}
 			}
-			if s.param(t, "TamperRepair") == "true" {
+			// LookupEvents and DescribeStackResources support no
+			// resource-level permission: CloudTrail's record of a key's
+			// creation (tamper repair) and of its stack's operator
+			// (CreatedByUser); the stack whose resource a key is
+			// (CreatedByStack, CreatedByUser).
+			userOn, stackOn := s.param(t, "CreatedByUserTagName") != "-", s.param(t, "CreatedByStackTagName") != "-"
+			if s.param(t, "TamperRepair") == "true" || userOn {
 				want["cloudtrail:LookupEvents"] = wantGrant{[]string{"*"}, nil}
+			}
+			if userOn || stackOn {
+				want["cloudformation:DescribeStackResources"] = wantGrant{[]string{"*"}, nil}
 			}
 			if name := s.param(t, "MemberRoleName"); name != "" {
 				// Always within the organization (the template's Rules
@@ -1205,47 +1218,49 @@ func tagKeys(t testing.TB, stmts []statement, action, op string) []string {
 func TestTagKeysCondition(t *testing.T) {
 	governance := []string{
 		config.EnvCreatedBy, config.EnvCreatedByRole, config.EnvCreatedAt,
-		config.EnvCreatedVia, config.EnvCreationEventID, config.EnvReplicaOf, config.EnvEvidence,
+		config.EnvCreatedVia, config.EnvCreationEventID, config.EnvReplicaOf, config.EnvCreatedByUser,
+		config.EnvCreatedByStack, config.EnvEvidence,
 	}
 	tests := []struct {
 		name   string
 		params map[string]string
 		want   []string
 	}{
-		{"defaults", nil, []string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"}},
+		{"defaults", nil, []string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedByStack", "CreatedByUser", "CreatedVia", "CreationEventId", "ReplicaOf"}},
 		{
 			"prefix",
 			map[string]string{"TagKeyPrefix": "governance:"},
-			[]string{"governance:CreatedAt", "governance:CreatedBy", "governance:CreatedByEvidence", "governance:CreatedByRole", "governance:CreatedVia", "governance:CreationEventId", "governance:ReplicaOf"},
+			[]string{"governance:CreatedAt", "governance:CreatedBy", "governance:CreatedByEvidence", "governance:CreatedByRole", "governance:CreatedByStack", "governance:CreatedByUser", "governance:CreatedVia", "governance:CreationEventId", "governance:ReplicaOf"},
 		},
 		{
 			"tags switched off",
 			map[string]string{"CreatedViaTagName": "-", "ReplicaOfTagName": "-"},
-			[]string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreationEventId"},
+			[]string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedByStack", "CreatedByUser", "CreationEventId"},
 		},
 		{
 			"renamed tag",
 			map[string]string{"CreatedByTagName": "Owner", "TagKeyPrefix": "x-"},
-			[]string{"x-CreatedAt", "x-CreatedByEvidence", "x-CreatedByRole", "x-CreatedVia", "x-CreationEventId", "x-Owner", "x-ReplicaOf"},
+			[]string{"x-CreatedAt", "x-CreatedByEvidence", "x-CreatedByRole", "x-CreatedByStack", "x-CreatedByUser", "x-CreatedVia", "x-CreationEventId", "x-Owner", "x-ReplicaOf"},
 		},
 		{
 			"static tags",
 			map[string]string{"StaticTags": "Team=core,CostCenter=42", "StaticTagKeys": "Team,CostCenter"},
-			[]string{"CostCenter", "CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf", "Team"},
+			[]string{"CostCenter", "CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedByStack", "CreatedByUser", "CreatedVia", "CreationEventId", "ReplicaOf", "Team"},
 		},
 		{
 			"everything off but static tags",
 			map[string]string{
 				"CreatedByTagName": "-", "CreatedByRoleTagName": "-", "CreatedAtTagName": "-",
 				"CreatedViaTagName": "-", "CreationEventIdTagName": "-", "ReplicaOfTagName": "-",
-				"CreatedByEvidenceTagName": "-", "StaticTags": "Team=core", "StaticTagKeys": "Team",
+				"CreatedByEvidenceTagName": "-", "CreatedByUserTagName": "-", "CreatedByStackTagName": "-",
+				"StaticTags": "Team=core", "StaticTagKeys": "Team",
 			},
 			[]string{"Team"},
 		},
 		{
 			"tamper repair off, member role on",
 			map[string]string{"TamperRepair": "false", "MemberRoleName": "kms-autotagger-member", "OrganizationId": orgID},
-			[]string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedVia", "CreationEventId", "ReplicaOf"},
+			[]string{"CreatedAt", "CreatedBy", "CreatedByEvidence", "CreatedByRole", "CreatedByStack", "CreatedByUser", "CreatedVia", "CreationEventId", "ReplicaOf"},
 		},
 	}
 	for _, tt := range tests {
