@@ -8,10 +8,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+	"github.com/kms-autotagger/kms-autotagger/internal/trailarchive"
 )
 
 // Defaults of Options.
@@ -37,13 +40,14 @@ const (
 	// throttled only into its own retries, not failed.
 	DefaultTagRate = 5.0
 	// DefaultReadRate is the ListKeys, DescribeKey and ListResourceTags
-	// requests per second per account and region, all together. The
-	// smallest of their KMS quotas is ListKeys' 100 per second; a key
-	// needs two reads per LookupEvents, about 4 per second at the lookup
-	// quota, so 20 never slows an audit down (AWS managed keys, which need
-	// one DescribeKey and no lookup, go faster) and takes at most a fifth of
-	// the quota.
-	DefaultReadRate = 20.0
+	// requests per second per account and region, all together: half of
+	// the smallest read quota KMS ever documented (ListKeys' 100 per
+	// second; it is 500 now, DescribeKey's and ListResourceTags' 2000), so
+	// that the live handler's DescribeKey and ListResourceTags always have
+	// room. A key needs two reads per LookupEvents, 4 per second at the
+	// lookup quota: the reads never bound a run, and the first lookups
+	// wait for no more than a few of them.
+	DefaultReadRate = 50.0
 	// MaxHistory is how far back CloudTrail's event history goes: a key
 	// created before then has no creation event to find.
 	MaxHistory = 90 * 24 * time.Hour
@@ -125,10 +129,13 @@ type Row struct {
 	// Status is what the audit found.
 	Status Status `json:"status"`
 	// EventID, EventName and EventTime are the creation event found in
-	// CloudTrail's event history, which the expected tags derive from.
+	// CloudTrail's event history (or the trail's archive), which the
+	// expected tags derive from; Evidence says where it was found:
+	// tagger.EvidenceHistory or tagger.EvidenceTrailArchive.
 	EventID   string    `json:"eventId,omitempty"`
 	EventName string    `json:"eventName,omitempty"`
 	EventTime time.Time `json:"eventTime,omitzero"`
+	Evidence  string    `json:"evidence,omitempty"`
 	// Expected are the governance tags the key must carry, in the policy's
 	// priority order.
 	Expected []tagger.Tag `json:"expected,omitempty"`
@@ -196,9 +203,13 @@ type PartitionReport struct {
 	Coverage            *float64 `json:"coverage"`
 	CoverageAfterRepair *float64 `json:"coverageAfterRepair,omitempty"`
 	// Elapsed is how long the partition took, from its first call to its
-	// last; ElapsedSeconds the same in seconds.
+	// last; ElapsedSeconds the same in seconds. BoundSeconds is the least
+	// time its rate limits allow for the requests it sent (Usage.Bound):
+	// the partition took about that long when its limits alone held it
+	// back.
 	Elapsed        time.Duration `json:"-"`
 	ElapsedSeconds float64       `json:"elapsedSeconds"`
+	BoundSeconds   float64       `json:"boundSeconds"`
 	// Requests counts the requests sent per operation in this account and
 	// region during the run, retries included: the LookupEvents of the
 	// replicas of other regions whose primary is here count here, in this
@@ -255,6 +266,12 @@ type Summary struct {
 	ElapsedSeconds          float64       `json:"elapsedSeconds"`
 	SlowestPartitionSeconds float64       `json:"slowestPartitionSeconds"`
 	SumPartitionSeconds     float64       `json:"sumPartitionSeconds"`
+	// SlowestBoundSeconds is the largest BoundSeconds of the partitions:
+	// with every partition at once, the least a run can take.
+	SlowestBoundSeconds float64 `json:"slowestBoundSeconds"`
+	// FromArchive counts the keys whose creation record was found in the
+	// trail's archive (Options.Archive).
+	FromArchive int `json:"fromArchive,omitempty"`
 	// Interrupted is true when the run was cancelled: the rows are what
 	// was done by then.
 	Interrupted bool `json:"interrupted"`
@@ -304,11 +321,33 @@ type Options struct {
 	// ListResourceTags together; zero means DefaultLookupRate,
 	// DefaultTagRate and DefaultReadRate.
 	LookupRate, TagRate, ReadRate float64
+	// ArchiveRate is the trail archive's S3 requests per second per
+	// account and region; zero means DefaultArchiveRate.
+	ArchiveRate float64
+	// Archive, when set, finds the creation records of the keys the event
+	// history has none of (older than its 90 days) in the trail's log files
+	// in S3: such a key is attributed, and repaired, from its record there
+	// (Row.Evidence trail-archive). *trailarchive.Archive is one.
+	Archive CreationArchive
+	// KeyFilter, when set, audits only the keys of ListKeys for which it
+	// returns true (the sweep's shards of a partition); the others get no
+	// row and no call.
+	KeyFilter func(keyARN string) bool
 	// Progress, when set, is called as the run goes, one call at a time.
 	Progress func(Progress)
 	// Now is the clock keys' ages are measured by; nil means time.Now.
 	Now func() time.Time
 }
+
+// CreationArchive finds a key's creation record beyond CloudTrail's event
+// history, as *trailarchive.Archive does; optFns are added to its S3 calls
+// (the partition's rate limit). Its error matches trailarchive.ErrNotFound
+// when it has none.
+type CreationArchive interface {
+	FindCreation(ctx context.Context, q trailarchive.Query, optFns ...func(*s3.Options)) (*events.KeyEvent, error)
+}
+
+var _ CreationArchive = (*trailarchive.Archive)(nil)
 
 // Auditor audits the keys of Options.Partitions with the tagger's policy.
 type Auditor struct {
@@ -316,6 +355,7 @@ type Auditor struct {
 	clients ClientsFunc
 	log     *slog.Logger
 	opts    Options
+	meter   *Meter
 }
 
 var (
@@ -355,7 +395,7 @@ func New(policy *tagger.Policy, clients ClientsFunc, log *slog.Logger, opts Opti
 		name string
 		v    *float64
 		def  float64
-	}{{"lookup", &opts.LookupRate, DefaultLookupRate}, {"tag", &opts.TagRate, DefaultTagRate}, {"read", &opts.ReadRate, DefaultReadRate}} {
+	}{{"lookup", &opts.LookupRate, DefaultLookupRate}, {"tag", &opts.TagRate, DefaultTagRate}, {"read", &opts.ReadRate, DefaultReadRate}, {"archive", &opts.ArchiveRate, DefaultArchiveRate}} {
 		switch {
 		case *r.v < 0 || *r.v != *r.v:
 			return nil, fmt.Errorf("new auditor: %s rate %g is not a positive number of requests per second", r.name, *r.v)
@@ -375,8 +415,13 @@ func New(policy *tagger.Policy, clients ClientsFunc, log *slog.Logger, opts Opti
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Auditor{policy: policy, clients: clients, log: log, opts: opts}, nil
+	return &Auditor{policy: policy, clients: clients, log: log, opts: opts,
+		meter: NewMeter(Rates{Read: opts.ReadRate, Lookup: opts.LookupRate, Write: opts.TagRate, Archive: opts.ArchiveRate})}, nil
 }
+
+// Meter returns the auditor's rate limits and counts: each partition's
+// Usage once a run is done.
+func (a *Auditor) Meter() *Meter { return a.meter }
 
 // Run audits every partition, Options.Parallel at a time, and returns the
 // report. It returns an error with the report when a partition could not
@@ -390,26 +435,7 @@ func (a *Auditor) Run(ctx context.Context) (*Report, error) {
 		slog.Bool("repair", a.opts.Repair), slog.Float64("lookup_rate", a.opts.LookupRate),
 		slog.Float64("tag_rate", a.opts.TagRate), slog.Float64("read_rate", a.opts.ReadRate))
 
-	work := make(chan Partition)
-	var workers sync.WaitGroup
-	for range min(a.opts.Parallel, len(a.opts.Partitions)) {
-		workers.Go(func() {
-			for p := range work {
-				r.partition(p)
-			}
-		})
-	}
-	for _, p := range a.opts.Partitions {
-		select {
-		case work <- p:
-		case <-ctx.Done():
-		}
-		if ctx.Err() != nil {
-			break
-		}
-	}
-	close(work)
-	workers.Wait()
+	ForEach(ctx, a.opts.Parallel, a.opts.Partitions, r.partition)
 
 	rep := r.report(time.Since(start))
 	a.log.Info("audit finished", slog.Int("keys", rep.Summary.Keys), slog.Any("statuses", rep.Summary.Statuses),

@@ -25,6 +25,9 @@ type want struct {
 	wrong   []audit.Mismatch
 	forged  []tagger.Tag
 	eventID string
+	// evidence is where the event was found; empty means the history's
+	// for a key with an event.
+	evidence string
 	// expected is the key's governance tags; nil for a key without a
 	// creation event.
 	expected []tagger.Tag
@@ -65,7 +68,7 @@ func setUp(t *testing.T, w *world) *scenario {
 
 	key, truth = w.created(t, acctA, "us-east-1", "a0000000-0000-4000-8000-000000000002", alice)
 	s.add("missing", key, want{status: audit.StatusMissing, missing: truth, eventID: "a0000000-0000-4000-8000-000000000002",
-		expected: truth, reason: "missing CreatedBy, CreatedAt, CreationEventId, CreatedByEvidence, Governance", repaired: true})
+		expected: truth, reason: "missing " + keysOf(truth), repaired: true})
 
 	key = w.createKey(t, acctA, "us-east-1")
 	if _, err := w.client(key).ScheduleKeyDeletion(context.Background(), &kms.ScheduleKeyDeletionInput{KeyId: aws.String(key), PendingWindowInDays: aws.Int32(7)}); err != nil {
@@ -184,6 +187,13 @@ func checkRows(t *testing.T, s *scenario, rep *audit.Report, repairRun bool) {
 			if r.EventID != w.eventID {
 				t.Errorf("event: got %q, want %q", r.EventID, w.eventID)
 			}
+			wantEvidence := w.evidence
+			if wantEvidence == "" && w.eventID != "" {
+				wantEvidence = tagger.EvidenceHistory
+			}
+			if r.Evidence != wantEvidence {
+				t.Errorf("evidence: got %q, want %q", r.Evidence, wantEvidence)
+			}
 			if !reflect.DeepEqual(r.Expected, w.expected) {
 				t.Errorf("expected: got %v, want %v", r.Expected, w.expected)
 			}
@@ -222,6 +232,16 @@ func checkRows(t *testing.T, s *scenario, rep *audit.Report, repairRun bool) {
 			}
 		})
 	}
+}
+
+// keysOf lists the keys of tags as the audit's reasons do, comma
+// separated in the policy's order.
+func keysOf(tags []tagger.Tag) string {
+	keys := make([]string, len(tags))
+	for i, t := range tags {
+		keys[i] = t.Key
+	}
+	return strings.Join(keys, ", ")
 }
 
 func sameTags(a, b []tagger.Tag) bool { return maps.Equal(asMap(a), asMap(b)) && len(a) == len(b) }

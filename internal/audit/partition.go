@@ -18,16 +18,17 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/history"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+	"github.com/kms-autotagger/kms-autotagger/internal/trailarchive"
 )
 
 // run is the state of one Auditor.Run.
 type run struct {
 	ctx   context.Context
 	a     *Auditor
-	meter *meter
+	meter *Meter
 
 	clientsMu sync.Mutex
-	clients   map[scope]*clientsEntry
+	clients   map[Partition]*clientsEntry
 
 	mu         sync.Mutex
 	partitions []PartitionReport
@@ -48,14 +49,14 @@ func newRun(ctx context.Context, a *Auditor) *run {
 	return &run{
 		ctx:      ctx,
 		a:        a,
-		meter:    newMeter(a.opts.ReadRate, a.opts.LookupRate, a.opts.TagRate),
-		clients:  make(map[scope]*clientsEntry),
+		meter:    a.meter,
+		clients:  make(map[Partition]*clientsEntry),
 		progress: Progress{Partitions: len(a.opts.Partitions)},
 	}
 }
 
 // clientsOf returns the clients of s, made on first use.
-func (r *run) clientsOf(s scope) (Clients, error) {
+func (r *run) clientsOf(s Partition) (Clients, error) {
 	r.clientsMu.Lock()
 	e, ok := r.clients[s]
 	if !ok {
@@ -64,12 +65,12 @@ func (r *run) clientsOf(s scope) (Clients, error) {
 	}
 	r.clientsMu.Unlock()
 	e.once.Do(func() {
-		e.c, e.err = r.a.clients(r.ctx, s.account, s.region)
+		e.c, e.err = r.a.clients(r.ctx, s.Account, s.Region)
 		if e.err == nil && (e.c.KMS == nil || e.c.CloudTrail == nil) {
 			e.err = errors.New("no KMS or CloudTrail client")
 		}
 		if e.err != nil {
-			e.err = fmt.Errorf("clients of account %s in %s: %w", s.account, s.region, e.err)
+			e.err = fmt.Errorf("clients of account %s in %s: %w", s.Account, s.Region, e.err)
 		}
 	})
 	return e.c, e.err
@@ -80,7 +81,7 @@ func (r *run) partition(p Partition) {
 	if r.ctx.Err() != nil {
 		return
 	}
-	s := scope{p.Account, p.Region}
+	s := p
 	start := time.Now()
 	rep := PartitionReport{Account: p.Account, Region: p.Region, Statuses: map[Status]int{},
 		LookupEventsLimit: r.a.opts.LookupRate, TagWritesLimit: r.a.opts.TagRate}
@@ -110,16 +111,18 @@ func (r *run) partition(p Partition) {
 }
 
 // listKeys returns the ARNs of every key of s.
-func (r *run) listKeys(s scope, c Clients) ([]string, error) {
+func (r *run) listKeys(s Partition, c Clients) ([]string, error) {
 	var keys []string
 	pages := kms.NewListKeysPaginator(c.KMS, &kms.ListKeysInput{Limit: aws.Int32(1000)})
 	for pages.HasMorePages() {
-		out, err := pages.NextPage(r.ctx, r.meter.kmsOpt(s, OpListKeys))
+		out, err := pages.NextPage(r.ctx, r.meter.KMS(s, OpListKeys))
 		if err != nil {
-			return keys, fmt.Errorf("listing the keys of account %s in %s: %w", s.account, s.region, err)
+			return keys, fmt.Errorf("listing the keys of account %s in %s: %w", s.Account, s.Region, err)
 		}
 		for _, k := range out.Keys {
-			keys = append(keys, aws.ToString(k.KeyArn))
+			if arn := aws.ToString(k.KeyArn); r.a.opts.KeyFilter == nil || r.a.opts.KeyFilter(arn) {
+				keys = append(keys, arn)
+			}
 		}
 	}
 	return keys, nil
@@ -127,7 +130,7 @@ func (r *run) listKeys(s scope, c Clients) ([]string, error) {
 
 // auditKeys audits keys, KeyWorkers at a time, and returns the rows of the
 // customer managed ones and the number of AWS managed ones.
-func (r *run) auditKeys(s scope, c Clients, keys []string) (rows []Row, awsManaged int) {
+func (r *run) auditKeys(s Partition, c Clients, keys []string) (rows []Row, awsManaged int) {
 	work := make(chan string)
 	var (
 		mu      sync.Mutex
@@ -170,9 +173,9 @@ const (
 )
 
 // key audits one key and, with Options.Repair, repairs it.
-func (r *run) key(s scope, c Clients, keyARN string) (row Row, kind keyKind) {
-	row = Row{Account: s.account, Region: s.region, KeyARN: keyARN, KeyID: keyARN[strings.LastIndex(keyARN, "/")+1:]}
-	described, err := c.KMS.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)}, r.meter.kmsOpt(s, OpDescribeKey))
+func (r *run) key(s Partition, c Clients, keyARN string) (row Row, kind keyKind) {
+	row = Row{Account: s.Account, Region: s.Region, KeyARN: keyARN, KeyID: keyARN[strings.LastIndex(keyARN, "/")+1:]}
+	described, err := c.KMS.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(keyARN)}, r.meter.KMS(s, OpDescribeKey))
 	if err != nil {
 		if r.ctx.Err() != nil {
 			return row, keyNone
@@ -201,6 +204,15 @@ func (r *run) key(s scope, c Clients, keyARN string) (row Row, kind keyKind) {
 		}
 		return row, keyRow
 	}
+	// The creation event first: the lookups bound a partition's time, and
+	// the first of them need not wait for the tags' reads.
+	ev, why, err := r.findCreation(s, c, keyARN, described)
+	if err != nil {
+		if r.ctx.Err() != nil {
+			return row, keyNone
+		}
+		return r.failed(row, err), keyRow
+	}
 	current, err := r.listTags(s, c, keyARN)
 	if err != nil {
 		if r.ctx.Err() != nil {
@@ -208,13 +220,7 @@ func (r *run) key(s scope, c Clients, keyARN string) (row Row, kind keyKind) {
 		}
 		return r.failed(row, err), keyRow
 	}
-	ev, why, err := r.findCreation(s, c, keyARN, described)
-	switch {
-	case err != nil && r.ctx.Err() != nil:
-		return row, keyNone
-	case err != nil:
-		return r.failed(row, err), keyRow
-	case ev == nil:
+	if ev == nil {
 		row.Status, row.Reason = StatusUnattributable, why
 		for _, t := range current {
 			if r.a.policy.Owns(t.Key) && !r.a.policy.Exact(t.Key) {
@@ -226,11 +232,11 @@ func (r *run) key(s scope, c Clients, keyARN string) (row Row, kind keyKind) {
 		}
 		if r.a.opts.Repair {
 			row.Action = ActionNotRepaired
-			row.Reason += "; not repaired: governance tags are derived only from a creation event CloudTrail's history holds"
+			row.Reason += "; not repaired: governance tags are derived only from CloudTrail's record of the key's creation (its event history, or the trail's archive with --trail-bucket)"
 		}
 		return row, keyRow
 	}
-	row.EventID, row.EventName, row.EventTime = ev.EventID, ev.EventName, ev.EventTime.UTC()
+	row.EventID, row.EventName, row.EventTime, row.Evidence = ev.EventID, ev.EventName, ev.EventTime.UTC(), ev.Evidence
 	plan := r.a.policy.Plan(ev, current)
 	r.judge(&row, plan, current)
 	if r.a.opts.Repair && row.Status != StatusCompliant {
@@ -304,7 +310,7 @@ func (r *run) judge(row *Row, plan tagger.Plan, current []tagger.Tag) {
 // repair makes the key carry exactly its governance tags, as the handler
 // does: UntagResource of the owned keys that must go, then TagResource of
 // the tags missing or wrong.
-func (r *run) repair(s scope, c Clients, row *Row, plan tagger.Plan) {
+func (r *run) repair(s Partition, c Clients, row *Row, plan tagger.Plan) {
 	if plan.NoOp() {
 		row.Action = ActionNotRepaired
 		row.Reason += "; not repaired: the key has no room for its governance tags"
@@ -312,7 +318,7 @@ func (r *run) repair(s scope, c Clients, row *Row, plan tagger.Plan) {
 	}
 	if len(plan.Remove) > 0 {
 		in := &kms.UntagResourceInput{KeyId: aws.String(row.KeyARN), TagKeys: plan.Remove}
-		if _, err := c.KMS.UntagResource(r.ctx, in, r.meter.kmsOpt(s, OpUntagResource)); err != nil {
+		if _, err := c.KMS.UntagResource(r.ctx, in, r.meter.KMS(s, OpUntagResource)); err != nil {
 			r.repairFailed(row, fmt.Errorf("removing tags %v from key %s: %w", plan.Remove, row.KeyARN, err))
 			return
 		}
@@ -323,7 +329,7 @@ func (r *run) repair(s scope, c Clients, row *Row, plan tagger.Plan) {
 		for i, t := range plan.Write {
 			in.Tags[i] = kmstypes.Tag{TagKey: aws.String(t.Key), TagValue: aws.String(t.Value)}
 		}
-		if _, err := c.KMS.TagResource(r.ctx, in, r.meter.kmsOpt(s, OpTagResource)); err != nil {
+		if _, err := c.KMS.TagResource(r.ctx, in, r.meter.KMS(s, OpTagResource)); err != nil {
 			r.repairFailed(row, fmt.Errorf("tagging key %s: %w", row.KeyARN, err))
 			return
 		}
@@ -352,11 +358,11 @@ func (r *run) failed(row Row, err error) Row {
 }
 
 // listTags returns every tag of a key.
-func (r *run) listTags(s scope, c Clients, keyARN string) ([]tagger.Tag, error) {
+func (r *run) listTags(s Partition, c Clients, keyARN string) ([]tagger.Tag, error) {
 	var tags []tagger.Tag
 	pages := kms.NewListResourceTagsPaginator(c.KMS, &kms.ListResourceTagsInput{KeyId: aws.String(keyARN), Limit: aws.Int32(50)})
 	for pages.HasMorePages() {
-		out, err := pages.NextPage(r.ctx, r.meter.kmsOpt(s, OpListResourceTags))
+		out, err := pages.NextPage(r.ctx, r.meter.KMS(s, OpListResourceTags))
 		if err != nil {
 			return nil, fmt.Errorf("listing the tags of key %s: %w", keyARN, err)
 		}
@@ -374,26 +380,26 @@ func (r *run) listTags(s scope, c Clients, keyARN string) ([]tagger.Tag, error) 
 // in its primary's region), every LookupEvents within its account and
 // region's bucket, and checks the event against the key as the handler
 // does before its first write.
-func (r *run) findCreation(s scope, c Clients, keyARN string, described *kms.DescribeKeyOutput) (*events.KeyEvent, string, error) {
+func (r *run) findCreation(s Partition, c Clients, keyARN string, described *kms.DescribeKeyOutput) (*events.KeyEvent, string, error) {
 	md := described.KeyMetadata
 	created := aws.ToTime(md.CreationDate)
 	now := r.a.opts.Now()
 	if !created.IsZero() && created.Before(now.Add(-MaxHistory-history.Window)) {
-		return nil, fmt.Sprintf("created %s, before the 90 days CloudTrail's event history holds: no creation event to check its governance tags against",
-			created.UTC().Format(time.RFC3339)), nil
+		return r.fromArchive(s, keyARN, md, fmt.Sprintf("created %s, before the 90 days CloudTrail's event history holds: no creation event to check its governance tags against",
+			created.UTC().Format(time.RFC3339)))
 	}
 	finder := &history.Finder{
 		Lookup: func(region string) history.LookupAPI {
-			rs := scope{s.account, region}
+			rs := Partition{Account: s.Account, Region: region}
 			trail := c.CloudTrail
-			if region != s.region {
+			if region != s.Region {
 				other, err := r.clientsOf(rs)
 				if err != nil {
 					return failingTrail{err}
 				}
 				trail = other.CloudTrail
 			}
-			return meteredTrail{next: trail, opt: r.meter.trailOpt(rs, OpLookupEvents)}
+			return meteredTrail{next: trail, opt: r.meter.CloudTrail(rs, OpLookupEvents)}
 		},
 		// The key is described already: the finder gets that answer.
 		Describe: func(string) history.DescribeAPI { return describedKey{described} },
@@ -406,14 +412,41 @@ func (r *run) findCreation(s scope, c Clients, keyARN string, described *kms.Des
 			why += fmt.Sprintf(" around its creation (%s)", created.UTC().Format(time.RFC3339))
 			if now.Sub(created) < tagger.YoungKeyAge {
 				why += fmt.Sprintf("; the key is %s old and the history lags by minutes: audit it again later", now.Sub(created).Round(time.Second))
+				return nil, why, nil // nor is its log file in the archive yet
 			}
 		}
-		return nil, why, nil
+		return r.fromArchive(s, keyARN, md, why)
 	case err != nil:
 		return nil, "", err
 	}
 	if why := contradicts(ev, md); why != "" {
 		return nil, fmt.Sprintf("the %s event %s CloudTrail's history holds for the key contradicts it: %s", ev.EventName, ev.EventID, why), nil
+	}
+	return ev, "", nil
+}
+
+// fromArchive returns the key's creation record from the trail archive
+// (Options.Archive) when the event history has none (why says so), or nil
+// and why it has none either; an error when the archive could not be read.
+// The record is checked against the key as the history's is.
+func (r *run) fromArchive(s Partition, keyARN string, md *kmstypes.KeyMetadata, why string) (*events.KeyEvent, string, error) {
+	if r.a.opts.Archive == nil {
+		return nil, why, nil
+	}
+	q := trailarchive.Query{KeyARN: keyARN, Created: aws.ToTime(md.CreationDate)}
+	if mr := md.MultiRegionConfiguration; mr != nil && mr.MultiRegionKeyType == kmstypes.MultiRegionKeyTypeReplica && mr.PrimaryKey != nil {
+		q.PrimaryARN = aws.ToString(mr.PrimaryKey.Arn)
+	}
+	ev, err := r.a.opts.Archive.FindCreation(r.ctx, q, r.meter.S3(s))
+	var conflict *trailarchive.ConflictError
+	switch {
+	case errors.Is(err, trailarchive.ErrNotFound), errors.As(err, &conflict):
+		return nil, why + "; " + err.Error(), nil
+	case err != nil:
+		return nil, "", err
+	}
+	if bad := contradicts(ev, md); bad != "" {
+		return nil, fmt.Sprintf("%s; the %s record %s in the trail archive contradicts the key: %s", why, ev.EventName, ev.EventID, bad), nil
 	}
 	return ev, "", nil
 }
@@ -495,19 +528,21 @@ func (r *run) report(took time.Duration) *Report {
 		if row.Status == StatusUnattributable {
 			s.Unattributable = append(s.Unattributable, row.KeyARN)
 		}
+		if row.Evidence == tagger.EvidenceTrailArchive {
+			s.FromArchive++
+		}
 	}
 	for i := range rep.Partitions {
 		// The requests of the partition's account and region are counted
 		// at the end: the partition of a replica's region looks up its
 		// ReplicateKey in the primary's, maybe after that one finished.
 		p := &rep.Partitions[i]
-		stats := r.meter.snapshot(scope{p.Account, p.Region})
-		p.Requests = make(map[string]int, len(stats))
-		for op, st := range stats {
-			p.Requests[op] = st.count
-		}
-		p.LookupEvents, p.LookupEventsPerSecond = achieved(stats[OpLookupEvents])
-		p.TagWrites, p.TagWritesPerSecond = achieved(merge(stats[OpTagResource], stats[OpUntagResource]))
+		u := r.meter.Usage(Partition{Account: p.Account, Region: p.Region})
+		p.Requests = u.Requests
+		p.LookupEvents, p.LookupEventsPerSecond = u.LookupEvents, u.LookupEventsPerSecond
+		p.TagWrites, p.TagWritesPerSecond = u.TagWrites, u.TagWritesPerSecond
+		p.BoundSeconds = u.Bound.Seconds()
+		s.SlowestBoundSeconds = max(s.SlowestBoundSeconds, p.BoundSeconds)
 		s.AWSManagedKeys += p.AWSManagedKeys
 		s.SlowestPartitionSeconds = max(s.SlowestPartitionSeconds, p.ElapsedSeconds)
 		s.SumPartitionSeconds += p.ElapsedSeconds
@@ -552,33 +587,6 @@ func tally(keys *int, statuses map[Status]int, repaired *int, coverage, after **
 	if repair {
 		*after = percent(compliant+fixed, live)
 	}
-}
-
-// achieved returns the count of st and the rate between its first and its
-// last attempt.
-func achieved(st opStats) (int, float64) {
-	if st.count < 2 || !st.last.After(st.first) {
-		return st.count, 0
-	}
-	return st.count, float64(st.count-1) / st.last.Sub(st.first).Seconds()
-}
-
-// merge adds up the attempts of two operations.
-func merge(a, b opStats) opStats {
-	switch {
-	case a.count == 0:
-		return b
-	case b.count == 0:
-		return a
-	}
-	m := opStats{count: a.count + b.count, first: a.first, last: a.last}
-	if b.first.Before(m.first) {
-		m.first = b.first
-	}
-	if b.last.After(m.last) {
-		m.last = b.last
-	}
-	return m
 }
 
 // tagKeys lists the keys of tags, comma separated.

@@ -204,7 +204,7 @@ func TestNew(t *testing.T) {
 func TestWriteCSV(t *testing.T) {
 	rep := &audit.Report{Keys: []audit.Row{{
 		Account: acctA, Region: "us-east-1", KeyARN: "arn:aws:kms:us-east-1:" + acctA + ":key/k1", KeyID: "k1", KeyState: "Enabled",
-		Status: audit.StatusForged, Action: audit.ActionRepaired, EventID: "e1", EventName: "CreateKey",
+		Status: audit.StatusForged, Action: audit.ActionRepaired, EventID: "e1", EventName: "CreateKey", Evidence: "trail-archive",
 		Missing: []tagger.Tag{{Key: "CreatedAt", Value: "2024-01-02T03:04:05Z"}, {Key: "Governance", Value: "yes"}},
 		Wrong:   []audit.Mismatch{{Key: "CreatedBy", Value: "=1+2", Want: "arn:aws:iam::" + acctA + ":user/alice"}},
 		Forged:  []tagger.Tag{{Key: "createdby", Value: "x"}}, Written: []tagger.Tag{{Key: "CreatedBy", Value: "a"}},
@@ -218,7 +218,7 @@ func TestWriteCSV(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := [][]string{audit.CSVHeader, {acctA, "us-east-1", "arn:aws:kms:us-east-1:" + acctA + ":key/k1", "k1", "Enabled", "forged", "repaired", "e1", "CreateKey",
+	want := [][]string{audit.CSVHeader, {acctA, "us-east-1", "arn:aws:kms:us-east-1:" + acctA + ":key/k1", "k1", "Enabled", "forged", "repaired", "e1", "CreateKey", "trail-archive",
 		"CreatedAt=2024-01-02T03:04:05Z;Governance=yes", "CreatedBy==1+2 (want arn:aws:iam::" + acctA + ":user/alice)", "createdby=x", "",
 		"CreatedBy=a", "createdby", "'=HYPERLINK", ""}}
 	if !reflect.DeepEqual(recs, want) {

@@ -56,7 +56,7 @@ func WriteJSON(w io.Writer, rep *Report, runErr error) error {
 
 // CSVHeader is the header line of WriteCSV.
 var CSVHeader = []string{"account", "region", "key_arn", "key_id", "key_state", "status", "action",
-	"event_id", "event_name", "missing", "wrong", "forged", "dropped", "written", "removed", "reason", "error_code"}
+	"event_id", "event_name", "evidence", "missing", "wrong", "forged", "dropped", "written", "removed", "reason", "error_code"}
 
 // WriteCSV writes one line per key under CSVHeader (the partitions'
 // figures are in the table and JSON outputs). Lists of tags are
@@ -75,7 +75,7 @@ func WriteCSV(w io.Writer, rep *Report) error {
 			wrong[i] = m.Key + "=" + m.Value + " (want " + m.Want + ")"
 		}
 		rec := []string{r.Account, r.Region, r.KeyARN, r.KeyID, r.KeyState, string(r.Status), string(r.Action),
-			r.EventID, r.EventName, joinTags(r.Missing), strings.Join(wrong, ";"), joinTags(r.Forged), joinTags(r.Dropped),
+			r.EventID, r.EventName, r.Evidence, joinTags(r.Missing), strings.Join(wrong, ";"), joinTags(r.Forged), joinTags(r.Dropped),
 			joinTags(r.Written), strings.Join(r.Removed, ";"), r.Reason, r.ErrorCode}
 		for i, f := range rec {
 			rec[i] = defuse(f)
