@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/audit"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -21,13 +23,22 @@ const (
 	MaxHistory = 90 * 24 * time.Hour
 	// DefaultLookupRate is CloudTrail's LookupEvents quota: two requests per
 	// second, per account, per region.
-	DefaultLookupRate = 2.0
-	// DefaultTagRate is the TagResource rate per region the backfill keeps
-	// to by default, well within KMS's quota so that the Lambda and other
-	// tools keep room.
-	DefaultTagRate = 10.0
+	DefaultLookupRate = audit.DefaultLookupRate
+	// DefaultTagRate is the TagResource and UntagResource requests per
+	// second per account and region the backfill keeps to by default, both
+	// together: the audit's share (audit.DefaultTagRate), half of KMS's
+	// TagResource quota of 10 per second, which leaves the other half to
+	// the live handler (it never needs more than KMS's CreateKey quota of 5
+	// per second for new keys).
+	DefaultTagRate = audit.DefaultTagRate
+	// DefaultReadRate is the ListKeys, DescribeKey and ListResourceTags
+	// requests per second per account and region, together: the audit's.
+	DefaultReadRate = audit.DefaultReadRate
 	// DefaultWorkers is the number of keys handled at once per region.
 	DefaultWorkers = 4
+	// DefaultParallel is the number of accounts backfilled at once, each
+	// with all its regions at once.
+	DefaultParallel = audit.DefaultParallel
 	// MaxPageSize is the most events one LookupEvents call returns, and the
 	// default page size.
 	MaxPageSize = 50
@@ -64,9 +75,12 @@ var Actions = []Action{ActionTagged, ActionWouldTag, ActionUpToDate, ActionSkipp
 
 // Row is the outcome for one key (or, for a malformed event, one event).
 type Row struct {
-	// Region is the key's region, where it is tagged; for a malformed event,
-	// the region whose event history holds it.
-	Region string `json:"region"`
+	// Account is the key's account (for a malformed event, the account
+	// whose event history holds it); Region is the key's region, where it
+	// is tagged, or for a malformed event the region whose event history
+	// holds it.
+	Account string `json:"account"`
+	Region  string `json:"region"`
 	// KeyARN is the key; empty for a malformed event that names none.
 	KeyARN string `json:"keyArn,omitempty"`
 	// EventID and EventName are the creation event the tags derive from;
@@ -75,6 +89,10 @@ type Row struct {
 	EventName string `json:"eventName,omitempty"`
 	// EventTime is when the event happened.
 	EventTime time.Time `json:"eventTime,omitzero"`
+	// Evidence is where the event was found: tagger.EvidenceHistory, or
+	// tagger.EvidenceTrailArchive for a key older than the history found in
+	// the trail's archive (Options.Archive).
+	Evidence string `json:"evidence,omitempty"`
 	// Action is what was done.
 	Action Action `json:"action"`
 	// Tags are the tags added or changed (tagged), or to be (would-tag).
@@ -92,10 +110,39 @@ type Row struct {
 	ErrorClass string `json:"errorClass,omitempty"`
 }
 
+// PartitionReport is what a run did in one account and region.
+type PartitionReport struct {
+	Account string `json:"account"`
+	Region  string `json:"region"`
+	// Keys counts the rows of the partition, Actions by action.
+	Keys    int            `json:"keys"`
+	Actions map[Action]int `json:"actions"`
+	// Requests counts the requests sent per operation in this account and
+	// region, retries included.
+	Requests map[string]int `json:"requests"`
+	// LookupEventsPerSecond, TagWritesPerSecond (TagResource and
+	// UntagResource) and ReadsPerSecond are the rates achieved between the
+	// first and the last request of each, kept at or below the limits of
+	// the Summary.
+	LookupEventsPerSecond float64 `json:"lookupEventsPerSecond"`
+	TagWritesPerSecond    float64 `json:"tagWritesPerSecond"`
+	ReadsPerSecond        float64 `json:"readsPerSecond"`
+	// ElapsedSeconds is the time from the partition's first request to its
+	// last; BoundSeconds the least its rate limits allow for them.
+	ElapsedSeconds float64 `json:"elapsedSeconds"`
+	BoundSeconds   float64 `json:"boundSeconds"`
+	// StartSeconds and EndSeconds are the times of the partition's first
+	// and last request, from the start of the run.
+	StartSeconds float64 `json:"startSeconds"`
+	EndSeconds   float64 `json:"endSeconds"`
+}
+
 // Summary counts what a run did.
 type Summary struct {
-	// Regions are the regions whose event history was read.
-	Regions []string `json:"regions"`
+	// Accounts are the accounts backfilled, Regions the regions whose
+	// event history was read in each.
+	Accounts []string `json:"accounts"`
+	Regions  []string `json:"regions"`
 	// Since and Until bound the events looked up.
 	Since time.Time `json:"since"`
 	Until time.Time `json:"until"`
@@ -117,8 +164,22 @@ type Summary struct {
 	// without a creation event in the event history, whatever was done
 	// with them.
 	NoCreationEvent int `json:"noCreationEvent"`
-	// Requests counts the requests sent per operation, retries included.
+	// FromArchive counts the keys tagged (or to be) from a creation record
+	// of the trail's archive.
+	FromArchive int `json:"fromArchive,omitempty"`
+	// Requests counts the requests sent per operation, retries included,
+	// in every account and region.
 	Requests map[string]int `json:"requests"`
+	// Parallel is the number of accounts backfilled at once (each with all
+	// its regions); the limits are those of each account and region.
+	Parallel          int     `json:"parallel"`
+	LookupEventsLimit float64 `json:"lookupEventsLimit"`
+	TagWritesLimit    float64 `json:"tagWritesLimit"`
+	ReadLimit         float64 `json:"readLimit"`
+	// SlowestPartitionSeconds and SlowestBoundSeconds are the largest
+	// ElapsedSeconds and BoundSeconds of the partitions.
+	SlowestPartitionSeconds float64 `json:"slowestPartitionSeconds"`
+	SlowestBoundSeconds     float64 `json:"slowestBoundSeconds"`
 	// Duration is how long the run took; Seconds is the same in seconds.
 	Duration time.Duration `json:"-"`
 	Seconds  float64       `json:"durationSeconds"`
@@ -130,10 +191,12 @@ type Summary struct {
 	Errors []string `json:"errors,omitempty"`
 }
 
-// Report is the result of a run: one row per key, sorted by region and key.
+// Report is the result of a run: one row per key, sorted by account,
+// region and key; the partitions by account and region.
 type Report struct {
-	Summary Summary `json:"summary"`
-	Rows    []Row   `json:"rows"`
+	Summary    Summary           `json:"summary"`
+	Partitions []PartitionReport `json:"partitions"`
+	Rows       []Row             `json:"rows"`
 }
 
 // Progress is a snapshot of a run, for a progress display.
@@ -148,10 +211,20 @@ type Progress struct {
 
 // Options configure a Backfiller.
 type Options struct {
-	// Regions whose event history is read and whose keys are listed. At
-	// least one. A ReplicateKey event names a replica in another region,
-	// which is tagged there, listed or not.
+	// Accounts are the accounts to backfill, each with the clients
+	// ClientsFunc gives for it. At least one.
+	Accounts []string
+	// Regions whose event history is read and whose keys are listed, in
+	// every account. At least one. A ReplicateKey event names a replica in
+	// another region, which is tagged there, listed or not.
 	Regions []string
+	// AccountRegions, when it has an entry for an account, are the regions
+	// of that account in place of Regions (each account's enabled regions,
+	// for --regions all).
+	AccountRegions map[string][]string
+	// Parallel is the number of accounts backfilled at once, each with all
+	// its regions at once; zero means DefaultParallel.
+	Parallel int
 	// Since is the start of the events looked up. Zero, or earlier than
 	// MaxHistory ago, means MaxHistory ago: event history holds no more.
 	Since time.Time
@@ -171,12 +244,23 @@ type Options struct {
 	// included; with TagUnknown, such keys also get it, with the value
 	// tagger.EvidenceCreationDateOnly. Empty writes none.
 	EvidenceKey string
-	// LookupRate is the LookupEvents requests per second per region;
-	// zero means DefaultLookupRate.
+	// LookupRate is the LookupEvents requests per second per account and
+	// region; zero means DefaultLookupRate.
 	LookupRate float64
-	// TagRate is the TagResource requests per second per region; zero
-	// means DefaultTagRate.
+	// TagRate is the TagResource and UntagResource requests per second per
+	// account and region, together; zero means DefaultTagRate.
 	TagRate float64
+	// ReadRate is the ListKeys, DescribeKey and ListResourceTags requests
+	// per second per account and region, together; zero means
+	// DefaultReadRate.
+	ReadRate float64
+	// Archive, when set, finds the creation records of the keys without a
+	// creation event in the event history (older than its 90 days) in the
+	// trail's log files in S3; such a key is tagged from its record there,
+	// checked against the key as the handler checks an event (Row.Evidence
+	// trail-archive). Its S3 calls keep to audit.DefaultArchiveRate per
+	// account and region.
+	Archive audit.CreationArchive
 	// Workers is the number of keys handled at once per region; zero means
 	// DefaultWorkers.
 	Workers int
@@ -222,8 +306,27 @@ func New(policy *tagger.Policy, clients ClientsFunc, log *slog.Logger, opts Opti
 		}
 	}
 	opts.Regions = slices.Clone(opts.Regions)
-	if opts.LookupRate < 0 || opts.TagRate < 0 {
-		return nil, fmt.Errorf("new backfiller: rates must be positive, got lookup %g and tag %g per second", opts.LookupRate, opts.TagRate)
+	for a, regions := range opts.AccountRegions {
+		for i, r := range regions {
+			if !regionName.MatchString(r) || slices.Contains(regions[:i], r) {
+				return nil, fmt.Errorf("new backfiller: regions %v of account %s: %q is not a region name, or twice", regions, a, r)
+			}
+		}
+	}
+	if len(opts.Accounts) == 0 {
+		return nil, errors.New("new backfiller: no accounts")
+	}
+	for i, a := range opts.Accounts {
+		if !accountPattern.MatchString(a) {
+			return nil, fmt.Errorf("new backfiller: %q is not a 12-digit account ID", a)
+		}
+		if slices.Contains(opts.Accounts[:i], a) {
+			return nil, fmt.Errorf("new backfiller: account %s listed twice", a)
+		}
+	}
+	opts.Accounts = slices.Clone(opts.Accounts)
+	if opts.LookupRate < 0 || opts.TagRate < 0 || opts.ReadRate < 0 {
+		return nil, fmt.Errorf("new backfiller: rates must be positive, got lookup %g, tag %g and read %g per second", opts.LookupRate, opts.TagRate, opts.ReadRate)
 	}
 	if opts.LookupRate == 0 {
 		opts.LookupRate = DefaultLookupRate
@@ -231,11 +334,17 @@ func New(policy *tagger.Policy, clients ClientsFunc, log *slog.Logger, opts Opti
 	if opts.TagRate == 0 {
 		opts.TagRate = DefaultTagRate
 	}
-	if opts.Workers < 0 {
-		return nil, fmt.Errorf("new backfiller: %d workers", opts.Workers)
+	if opts.ReadRate == 0 {
+		opts.ReadRate = DefaultReadRate
+	}
+	if opts.Workers < 0 || opts.Parallel < 0 {
+		return nil, fmt.Errorf("new backfiller: %d workers and %d accounts at once", opts.Workers, opts.Parallel)
 	}
 	if opts.Workers == 0 {
 		opts.Workers = DefaultWorkers
+	}
+	if opts.Parallel == 0 {
+		opts.Parallel = DefaultParallel
 	}
 	if opts.PageSize < 0 || opts.PageSize > MaxPageSize {
 		return nil, fmt.Errorf("new backfiller: page size %d is not between 1 and %d", opts.PageSize, MaxPageSize)
@@ -249,12 +358,16 @@ func New(policy *tagger.Policy, clients ClientsFunc, log *slog.Logger, opts Opti
 	return &Backfiller{policy: policy, clients: clients, log: log, opts: opts}, nil
 }
 
-// Run looks up the CreateKey and ReplicateKey events of every region since
-// Options.Since and tags each key they name with the policy's tags, then
-// lists each region's keys to report (or, with TagUnknown, tag) those with
-// no creation event. Lookups and tagging run as a pipeline: one goroutine
-// per region pages through LookupEvents, and Workers per key region tag the
-// keys as their events arrive, each call within its rate limit.
+// Run backfills every account, Options.Parallel at a time, each with all
+// its regions at once: for each account it looks up the CreateKey and
+// ReplicateKey events of every region since Options.Since and tags each key
+// they name with the policy's tags, then lists each region's keys to report
+// (or, with the trail archive or TagUnknown, tag) those with no creation
+// event. Lookups and tagging run as a pipeline: one goroutine per region
+// pages through LookupEvents, and Workers per key region tag the keys as
+// their events arrive, each call within the rate limits of its account and
+// region (audit.Meter, the audit's), so a run takes about as long as its
+// slowest account and region.
 //
 // Tags come from the newest event of a key; a ReplicateKey event wins over
 // the CreateKey AWS logs for the replica. A key that already carries them
@@ -278,37 +391,36 @@ func (b *Backfiller) Run(ctx context.Context) (*Report, error) {
 	if !since.Before(until) {
 		return nil, fmt.Errorf("backfill: since %s is not in the past", since.Format(time.RFC3339))
 	}
-	r := newRun(ctx, b, since, until)
-	b.log.Info("backfill started", slog.Any("regions", b.opts.Regions), slog.Time("since", since), slog.Time("until", until),
-		slog.Bool("dry_run", b.opts.DryRun), slog.Float64("lookup_rate", b.opts.LookupRate), slog.Float64("tag_rate", b.opts.TagRate))
+	meter := audit.NewMeter(audit.Rates{Read: b.opts.ReadRate, Lookup: b.opts.LookupRate, Write: b.opts.TagRate, Archive: audit.DefaultArchiveRate})
+	b.log.Info("backfill started", slog.Any("accounts", b.opts.Accounts), slog.Any("regions", b.opts.Regions), slog.Time("since", since), slog.Time("until", until),
+		slog.Bool("dry_run", b.opts.DryRun), slog.Float64("lookup_rate", b.opts.LookupRate), slog.Float64("tag_rate", b.opts.TagRate),
+		slog.Float64("read_rate", b.opts.ReadRate), slog.Int("parallel", b.opts.Parallel))
 
-	var producers sync.WaitGroup
-	for _, region := range b.opts.Regions {
-		producers.Go(func() { r.lookup(region) })
-	}
-	producers.Wait()
-	if ctx.Err() == nil {
-		var sweepers sync.WaitGroup
-		for _, region := range b.opts.Regions {
-			if r.lookupFailed(region) {
-				r.fail(fmt.Errorf("keys of %s not listed: without its event history every key would look like one without a creation event", region))
-				continue
-			}
-			sweepers.Go(func() { r.sweep(region) })
-		}
-		sweepers.Wait()
-	}
-	r.closeQueues()
-	r.workers.Wait()
+	var (
+		mu   sync.Mutex
+		runs []*run
+	)
+	progress := &progressState{b: b}
+	audit.ForEach(ctx, b.opts.Parallel, b.opts.Accounts, func(account string) {
+		r := newRun(ctx, b, account, since, until, meter, progress)
+		mu.Lock()
+		runs = append(runs, r)
+		mu.Unlock()
+		r.execute()
+	})
 
-	rep := r.report(time.Since(start))
+	rep := report(ctx, b, runs, meter, since, until, start, time.Since(start))
 	b.log.Info("backfill finished", slog.Int("keys", rep.Summary.Keys), slog.Any("actions", rep.Summary.Actions),
 		slog.Any("requests", rep.Summary.Requests), slog.Duration("duration", rep.Summary.Duration), slog.Bool("interrupted", rep.Summary.Interrupted))
 	if err := ctx.Err(); err != nil {
 		return rep, fmt.Errorf("backfill interrupted: %w", err)
 	}
-	if len(r.errs) > 0 {
-		return rep, fmt.Errorf("backfill: %w", errors.Join(r.errs...))
+	if len(rep.Summary.Errors) > 0 {
+		var errs []error
+		for _, r := range runs {
+			errs = append(errs, r.errs...)
+		}
+		return rep, fmt.Errorf("backfill: %w", errors.Join(errs...))
 	}
 	return rep, nil
 }
@@ -322,9 +434,12 @@ func summarize(rows []Row) map[Action]int {
 	return counts
 }
 
-// sortRows orders rows by region, key and event.
+// sortRows orders rows by account, region, key and event.
 func sortRows(rows []Row) {
 	slices.SortFunc(rows, func(a, b Row) int {
+		if c := strings.Compare(a.Account, b.Account); c != 0 {
+			return c
+		}
 		if c := strings.Compare(a.Region, b.Region); c != 0 {
 			return c
 		}
@@ -344,3 +459,18 @@ func isPendingDeletion(state string) bool {
 // name at a time: a lookup by EventSource kms.amazonaws.com would page
 // through every Decrypt and GenerateDataKey as well, far more calls.
 var creationNames = events.CreationEventNames()
+
+var (
+	// accountPattern is a 12-digit account ID.
+	accountPattern = regexp.MustCompile(`^\d{12}$`)
+	// regionName is the form of a region name.
+	regionName = regexp.MustCompile(`^[a-z]{2}(-[a-z]+)+-\d{1,2}$`)
+)
+
+// regionsOf returns the regions of account.
+func (b *Backfiller) regionsOf(account string) []string {
+	if r := b.opts.AccountRegions[account]; len(r) > 0 {
+		return r
+	}
+	return b.opts.Regions
+}

@@ -96,7 +96,7 @@ func startStack(t testing.TB, trailOpts localaws.CloudTrailOptions, extraEnv map
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &stack{Stack: st, policy: policy, cfg: cfg, clients: backfill.NewClients(awsCfg, cfg.Retry)}
+	s := &stack{Stack: st, policy: policy, cfg: cfg, clients: backfill.NewClients(func(string) (aws.Config, error) { return awsCfg, nil }, cfg.Retry)}
 	st.KMS.Router().SetIntercept(func(_ http.ResponseWriter, r *http.Request, region, target string) bool {
 		if target != localaws.KMSTarget("TagResource") {
 			return false
@@ -152,6 +152,9 @@ func (s *stack) backfiller(t testing.TB, opts backfill.Options) *backfill.Backfi
 	t.Helper()
 	if opts.Regions == nil {
 		opts.Regions = []string{east, west}
+	}
+	if opts.Accounts == nil {
+		opts.Accounts = []string{account}
 	}
 	if opts.LookupRate == 0 {
 		opts.LookupRate = testLookupRate
@@ -249,16 +252,38 @@ func mustJSON(v any) []byte {
 	return b
 }
 
-// governanceTags are the tags the policy of the tests gives a key alice
-// created with the event given.
+// governanceTags are the tags the policy of the tests (the default
+// settings, STATIC_TAGS ManagedBy=kms-autotagger) gives a key alice
+// created with the event given, found in CloudTrail's event history: among
+// them CreatedBy alice, CreatedAt at, CreationEventId eventID and
+// CreatedByEvidence history, as checked below.
 func governanceTags(eventID string, at time.Time) map[string]string {
-	return map[string]string{
-		"CreatedBy":         alice,
-		"CreatedAt":         at.UTC().Format(time.RFC3339),
-		"CreationEventId":   eventID,
-		"CreatedByEvidence": "history", // the backfill reads CloudTrail's event history
-		"ManagedBy":         "kms-autotagger",
+	cfg, err := config.FromEnv(func(k string) string {
+		if k == config.EnvStaticTags {
+			return "ManagedBy=kms-autotagger"
+		}
+		return ""
+	})
+	if err != nil {
+		panic(err)
 	}
+	policy, err := cfg.Policy()
+	if err != nil {
+		panic(err)
+	}
+	dec, err := events.DecodeRecord(createKeyRecord(eventID, "arn:aws:kms:us-east-1:"+account+":key/00000000-0000-4000-8000-000000000000", at, "CUSTOMER"))
+	if err != nil {
+		panic(err)
+	}
+	dec.Key.Evidence = tagger.EvidenceHistory // the backfill reads CloudTrail's event history
+	tags := tagMap(policy.Plan(dec.Key, nil).Tags)
+	for k, v := range map[string]string{"CreatedBy": alice, "CreatedAt": at.UTC().Format(time.RFC3339), "CreationEventId": eventID,
+		"CreatedByEvidence": tagger.EvidenceHistory, "ManagedBy": "kms-autotagger"} {
+		if tags[k] != v {
+			panic(fmt.Sprintf("the policy gives %s=%q, want %q", k, tags[k], v))
+		}
+	}
+	return tags
 }
 
 // rowsByKey indexes rows by key ARN (by event ID for rows without a key).
@@ -383,8 +408,8 @@ func TestBackfillTagsKeysOfEveryRegion(t *testing.T) {
 	if got, want := len(rep1.Rows), len(tests); got != want {
 		t.Errorf("got %d rows, want %d: %+v", got, want, rep1.Rows)
 	}
-	if got := rows[spoofed]; !maps.Equal(tagMap(got.Previous), map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/mallory"}) || len(got.Tags) != 5 {
-		t.Errorf("row of the spoofed key: got tags %v previous %v, want the 5 governance tags replacing mallory", got.Tags, got.Previous)
+	if got, n := rows[spoofed], len(governanceTags("ev-spoofed", hoursAgo(28))); !maps.Equal(tagMap(got.Previous), map[string]string{"CreatedBy": "arn:aws:iam::111122223333:user/mallory"}) || len(got.Tags) != n {
+		t.Errorf("row of the spoofed key: got tags %v previous %v, want the %d governance tags replacing mallory", got.Tags, got.Previous, n)
 	}
 	if got := rows[replica].Region; got != west {
 		t.Errorf("replica row: got region %s, want %s, where the replica lives", got, west)
@@ -727,25 +752,38 @@ func TestBackfillNewRejectsBadOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	clients := func(string) (backfill.LookupAPI, backfill.KeyAPI) { return nil, nil }
+	clients := func(context.Context, string, string) (backfill.LookupAPI, backfill.KeyAPI, error) {
+		return nil, nil, nil
+	}
+	one := []string{account}
 	tests := []struct {
 		name string
 		opts backfill.Options
+		want string
 	}{
-		{"no regions", backfill.Options{}},
-		{"region twice", backfill.Options{Regions: []string{east, east}}},
-		{"bad region", backfill.Options{Regions: []string{"us-east-1,eu-west-1"}}},
-		{"negative rate", backfill.Options{Regions: []string{east}, TagRate: -1}},
-		{"page size over 50", backfill.Options{Regions: []string{east}, PageSize: 51}},
-		{"tag unknown without CreatedAt", backfill.Options{Regions: []string{east}, TagUnknown: true}},
+		{"no regions", backfill.Options{Accounts: one}, "no regions"},
+		{"region twice", backfill.Options{Accounts: one, Regions: []string{east, east}}, "listed twice"},
+		{"bad region", backfill.Options{Accounts: one, Regions: []string{"us-east-1,eu-west-1"}}, "is not a region name"},
+		{"no accounts", backfill.Options{Regions: []string{east}}, "no accounts"},
+		{"bad account", backfill.Options{Accounts: []string{"1234"}, Regions: []string{east}}, "is not a 12-digit account ID"},
+		{"account twice", backfill.Options{Accounts: []string{account, account}, Regions: []string{east}}, "listed twice"},
+		{"negative rate", backfill.Options{Accounts: one, Regions: []string{east}, TagRate: -1}, "rates must be positive"},
+		{"negative read rate", backfill.Options{Accounts: one, Regions: []string{east}, ReadRate: -1}, "rates must be positive"},
+		{"negative parallel", backfill.Options{Accounts: one, Regions: []string{east}, Parallel: -1}, "-1 accounts at once"},
+		{"page size over 50", backfill.Options{Accounts: one, Regions: []string{east}, PageSize: 51}, "page size 51"},
+		{"tag unknown without CreatedAt", backfill.Options{Accounts: one, Regions: []string{east}, TagUnknown: true}, "switched off"},
+		{"valid", backfill.Options{Accounts: one, Regions: []string{east}}, ""},
 	}
 	for _, tt := range tests {
-		if _, err := backfill.New(policy, clients, nil, tt.opts); err == nil {
-			t.Errorf("%s: got no error, want one", tt.name)
-		}
-	}
-	if _, err := backfill.New(policy, clients, nil, backfill.Options{Regions: []string{east}}); err != nil {
-		t.Errorf("valid options: got %v, want no error", err)
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := backfill.New(policy, clients, nil, tt.opts)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("got %v, want no error", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("got %v, want an error containing %q", err, tt.want)
+			}
+		})
 	}
 }
 
@@ -769,7 +807,7 @@ func BenchmarkBackfill(b *testing.B) {
 			k := s.CreateKey(b, east)
 			s.addEvent(b, east, createKeyRecord(fmt.Sprintf("ev-%d-%d", i, j), k, at.Add(time.Duration(i)*time.Minute), "CUSTOMER"))
 		}
-		bf := s.backfiller(b, backfill.Options{Regions: []string{east}, LookupRate: 1000, TagRate: tagRate})
+		bf := s.backfiller(b, backfill.Options{Regions: []string{east}, LookupRate: 1000, TagRate: tagRate, ReadRate: 1000})
 		b.StartTimer()
 		start := time.Now()
 		rep, err := bf.Run(context.Background())

@@ -2,8 +2,10 @@ package backfill
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -14,8 +16,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/audit"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
+	"github.com/kms-autotagger/kms-autotagger/internal/trailarchive"
 )
 
 // jobKind says where a job comes from.
@@ -49,16 +53,18 @@ func (j *job) better(cur *job) bool {
 	return j.key.EventTime.After(cur.key.EventTime)
 }
 
-// run is the state of one Backfiller.Run.
+// run is the backfill of one account in a Backfiller.Run.
 type run struct {
 	ctx          context.Context
 	b            *Backfiller
+	account      string
 	since, until time.Time
-	meter        *meter
+	meter        *audit.Meter
+	shared       *progressState
 	workers      sync.WaitGroup
 
 	mu         sync.Mutex
-	clients    map[string]regionClients
+	clients    map[string]*regionClients
 	best       map[string]*job        // the job each key's tags come from, by key ARN
 	rows       map[string]Row         // by key ARN, or "event:" + region + event ID
 	keyLocks   map[string]*sync.Mutex // one job at a time per key
@@ -69,24 +75,27 @@ type run struct {
 	ignored    int
 	superseded int
 	noCreation int
-
-	progressMu sync.Mutex
+	archived   int
 }
 
-// regionClients are the clients of one region.
+// regionClients are the clients of one region, made once.
 type regionClients struct {
+	once   sync.Once
 	lookup LookupAPI
 	keys   KeyAPI
+	err    error
 }
 
-func newRun(ctx context.Context, b *Backfiller, since, until time.Time) *run {
+func newRun(ctx context.Context, b *Backfiller, account string, since, until time.Time, meter *audit.Meter, shared *progressState) *run {
 	return &run{
 		ctx:      ctx,
 		b:        b,
+		account:  account,
 		since:    since,
 		until:    until,
-		meter:    newMeter(map[string]float64{OpLookupEvents: b.opts.LookupRate, OpTagResource: b.opts.TagRate}),
-		clients:  make(map[string]regionClients),
+		meter:    meter,
+		shared:   shared,
+		clients:  make(map[string]*regionClients),
 		best:     make(map[string]*job),
 		rows:     make(map[string]Row),
 		keyLocks: make(map[string]*sync.Mutex),
@@ -95,16 +104,54 @@ func newRun(ctx context.Context, b *Backfiller, since, until time.Time) *run {
 	}
 }
 
+// execute backfills the account: its regions' events, then their keys
+// without one.
+func (r *run) execute() {
+	var producers sync.WaitGroup
+	for _, region := range r.b.regionsOf(r.account) {
+		producers.Go(func() { r.lookup(region) })
+	}
+	producers.Wait()
+	if r.ctx.Err() == nil {
+		var sweepers sync.WaitGroup
+		for _, region := range r.b.regionsOf(r.account) {
+			if r.lookupFailed(region) {
+				r.fail(fmt.Errorf("keys of account %s in %s not listed: without its event history every key would look like one without a creation event", r.account, region))
+				continue
+			}
+			sweepers.Go(func() { r.sweep(region) })
+		}
+		sweepers.Wait()
+	}
+	r.closeQueues()
+	r.workers.Wait()
+}
+
+// part is the partition of region in the run's account, as the meter
+// knows it.
+func (r *run) part(region string) audit.Partition {
+	return audit.Partition{Account: r.account, Region: region}
+}
+
 // clientsOf returns the clients of region, made on first use.
-func (r *run) clientsOf(region string) regionClients {
+func (r *run) clientsOf(region string) (LookupAPI, KeyAPI, error) {
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	c, ok := r.clients[region]
 	if !ok {
-		c.lookup, c.keys = r.b.clients(region)
+		c = new(regionClients)
 		r.clients[region] = c
 	}
-	return c
+	r.mu.Unlock()
+	c.once.Do(func() {
+		c.lookup, c.keys, c.err = r.b.clients(r.ctx, r.account, region)
+		if c.err == nil && (c.lookup == nil || c.keys == nil) {
+			c.err = errors.New("no CloudTrail or KMS client")
+		}
+		if c.err != nil {
+			c.err = fmt.Errorf("clients of account %s in %s: %w", r.account, region, c.err)
+		}
+	})
+	return c.lookup, c.keys, c.err
 }
 
 // fail records an error that stopped part of the run.
@@ -124,7 +171,14 @@ func (r *run) lookupFailed(region string) bool {
 // lookup pages through the creation events of region and hands each key to
 // the workers of its region.
 func (r *run) lookup(region string) {
-	client := r.clientsOf(region).lookup
+	client, _, err := r.clientsOf(region)
+	if err != nil {
+		r.mu.Lock()
+		r.failed[region] = true
+		r.mu.Unlock()
+		r.fail(err)
+		return
+	}
 	for _, name := range creationNames {
 		in := &cloudtrail.LookupEventsInput{
 			LookupAttributes: []cttypes.LookupAttribute{{AttributeKey: cttypes.LookupAttributeKeyEventName, AttributeValue: aws.String(name)}},
@@ -134,7 +188,7 @@ func (r *run) lookup(region string) {
 		}
 		pages := cloudtrail.NewLookupEventsPaginator(client, in)
 		for pages.HasMorePages() {
-			out, err := pages.NextPage(r.ctx, r.meter.cloudtrailOpts(region, OpLookupEvents))
+			out, err := pages.NextPage(r.ctx, r.meter.CloudTrail(r.part(region), OpLookupEvents))
 			if err != nil {
 				if r.ctx.Err() != nil {
 					return
@@ -142,7 +196,7 @@ func (r *run) lookup(region string) {
 				r.mu.Lock()
 				r.failed[region] = true
 				r.mu.Unlock()
-				r.fail(fmt.Errorf("looking up %s events in %s: %w", name, region, err))
+				r.fail(fmt.Errorf("looking up %s events of account %s in %s: %w", name, r.account, region, err))
 				return
 			}
 			for _, ev := range out.Events {
@@ -170,7 +224,7 @@ func (r *run) collect(region string, ev cttypes.Event) {
 		if name == "" {
 			name = aws.ToString(ev.EventName)
 		}
-		row := Row{Region: region, EventID: id, EventName: name, EventTime: aws.ToTime(ev.EventTime).UTC(), Action: ActionFailed,
+		row := Row{Account: r.account, Region: region, EventID: id, EventName: name, EventTime: aws.ToTime(ev.EventTime).UTC(), Action: ActionFailed,
 			Reason: err.Error(), ErrorCode: tagger.CodeMalformedEvent, ErrorClass: tagger.Permanent.String()}
 		if dec.Key != nil {
 			row.KeyARN = dec.Key.KeyARN
@@ -187,7 +241,18 @@ func (r *run) collect(region string, ev cttypes.Event) {
 		r.b.log.Debug("event ignored", slog.String("region", region), slog.String("event_id", dec.EventID), slog.String("reason", dec.Reason))
 		return
 	case dec.Key == nil: // a skip that names no key
-		row := Row{Region: region, EventID: dec.EventID, EventName: dec.EventName, EventTime: aws.ToTime(ev.EventTime).UTC(), Action: ActionSkipped, Reason: dec.Reason}
+		row := Row{Account: r.account, Region: region, EventID: dec.EventID, EventName: dec.EventName, EventTime: aws.ToTime(ev.EventTime).UTC(), Action: ActionSkipped, Reason: dec.Reason}
+		r.rows["event:"+region+":"+dec.EventID] = row
+		r.mu.Unlock()
+		r.logRow(row)
+		return
+	}
+	if dec.Key.Account != r.account {
+		// The history of one account holds only its own keys' creations:
+		// a record of another account's key is not this account's to act on.
+		row := Row{Account: r.account, Region: region, KeyARN: dec.Key.KeyARN, EventID: dec.EventID, EventName: dec.EventName, EventTime: dec.Key.EventTime,
+			Action: ActionFailed, Reason: fmt.Sprintf("the event history of account %s holds the creation of a key of account %s", r.account, dec.Key.Account),
+			ErrorCode: tagger.CodeInconsistentEvent, ErrorClass: tagger.Permanent.String()}
 		r.rows["event:"+region+":"+dec.EventID] = row
 		r.mu.Unlock()
 		r.logRow(row)
@@ -204,7 +269,7 @@ func (r *run) collect(region string, ev cttypes.Event) {
 	}
 	r.best[j.keyARN] = j
 	if j.skip {
-		row := j.row(ActionSkipped)
+		row := r.row(j, ActionSkipped)
 		row.Reason = j.reason
 		r.rows[j.keyARN] = row
 		r.mu.Unlock()
@@ -218,13 +283,17 @@ func (r *run) collect(region string, ev cttypes.Event) {
 // sweep lists the keys of region and hands those without a creation event
 // to the workers.
 func (r *run) sweep(region string) {
-	client := r.clientsOf(region).keys
+	_, client, err := r.clientsOf(region)
+	if err != nil {
+		r.fail(err)
+		return
+	}
 	pages := kms.NewListKeysPaginator(client, &kms.ListKeysInput{Limit: aws.Int32(1000)})
 	for pages.HasMorePages() {
-		out, err := pages.NextPage(r.ctx, r.meter.kmsOpts(region, OpListKeys))
+		out, err := pages.NextPage(r.ctx, r.meter.KMS(r.part(region), OpListKeys))
 		if err != nil {
 			if r.ctx.Err() == nil {
-				r.fail(fmt.Errorf("listing the keys of %s: %w", region, err))
+				r.fail(fmt.Errorf("listing the keys of account %s in %s: %w", r.account, region, err))
 			}
 			return
 		}
@@ -319,10 +388,10 @@ func (r *run) isBest(j *job) bool {
 }
 
 // row returns the row of j with its event filled in.
-func (j *job) row(a Action) Row {
-	row := Row{Region: j.region, KeyARN: j.keyARN, Action: a}
+func (r *run) row(j *job, a Action) Row {
+	row := Row{Account: r.account, Region: j.region, KeyARN: j.keyARN, Action: a}
 	if j.key != nil {
-		row.EventID, row.EventName, row.EventTime = j.key.EventID, j.key.EventName, j.key.EventTime
+		row.EventID, row.EventName, row.EventTime, row.Evidence = j.key.EventID, j.key.EventName, j.key.EventTime, j.key.Evidence
 	}
 	return row
 }
@@ -330,40 +399,70 @@ func (j *job) row(a Action) Row {
 // tagFromEvent tags the key of an event job with the policy's plan. done
 // is false when the run was cancelled before the outcome was known.
 func (r *run) tagFromEvent(j *job) (Row, bool) {
-	keys := r.clientsOf(j.region).keys
-	md, err := keys.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(j.keyARN)}, r.meter.kmsOpts(j.region, OpDescribeKey))
+	_, keys, err := r.clientsOf(j.region)
 	if err != nil {
-		return r.errorRow(j.row(ActionFailed), fmt.Errorf("describing key %s: %w", j.keyARN, err))
+		return r.errorRow(r.row(j, ActionFailed), err)
+	}
+	// The key's tags are read while it is described: the two reads do not
+	// depend on each other, and a key's first write waits for neither
+	// longer than it must.
+	type listed struct {
+		tags []tagger.Tag
+		err  error
+	}
+	tags := make(chan listed, 1)
+	go func() {
+		t, err := r.listTags(j.region, keys, j.keyARN)
+		tags <- listed{t, err}
+	}()
+	md, err := keys.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(j.keyARN)}, r.meter.KMS(r.part(j.region), OpDescribeKey))
+	current := <-tags
+	if err != nil {
+		return r.errorRow(r.row(j, ActionFailed), fmt.Errorf("describing key %s: %w", j.keyARN, err))
 	}
 	meta := md.KeyMetadata
 	if state := string(meta.KeyState); isPendingDeletion(state) {
-		row := j.row(ActionPendingDeletion)
+		row := r.row(j, ActionPendingDeletion)
 		row.Reason = pendingReason(state, aws.ToTime(meta.DeletionDate))
 		return row, true
 	}
 	if meta.KeyManager != "" && string(meta.KeyManager) != events.KeyManagerCustomer {
-		row := j.row(ActionSkipped)
+		row := r.row(j, ActionSkipped)
 		row.Reason = fmt.Sprintf("%s managed key: its tags are managed by AWS", meta.KeyManager)
 		return row, true
 	}
+	if current.err != nil {
+		return r.errorRow(r.row(j, ActionFailed), current.err)
+	}
+	return r.tagWithTags(j, keys, current.tags, "")
+}
+
+// tagWith tags the key of j with the policy's plan for its event, noting
+// note in the row's reason.
+func (r *run) tagWith(j *job, keys KeyAPI, note string) (Row, bool) {
 	current, err := r.listTags(j.region, keys, j.keyARN)
 	if err != nil {
-		return r.errorRow(j.row(ActionFailed), err)
+		return r.errorRow(r.row(j, ActionFailed), err)
 	}
+	return r.tagWithTags(j, keys, current, note)
+}
+
+// tagWithTags is tagWith with the key's tags read.
+func (r *run) tagWithTags(j *job, keys KeyAPI, current []tagger.Tag, note string) (Row, bool) {
 	// The plan is made against the key's tags now, as the handler's is: the
 	// budget fits the key as it is, and the owned keys end up exactly those
 	// with a true value. The event is CloudTrail's own record, so it
 	// overwrites whatever creation event the key's tags name.
 	plan := r.b.policy.Plan(j.key, current)
 	if len(plan.Write) == 0 && len(plan.Remove) == 0 && len(plan.Dropped) > 0 {
-		row := j.row(ActionFailed)
+		row := r.row(j, ActionFailed)
 		row.Reason = fmt.Sprintf("key %s already has %d tags of its own: no room for governance tags", j.keyARN, tagger.MaxTagsPerKey)
 		row.ErrorCode, row.ErrorClass = tagger.CodeTagBudgetExceeded, tagger.Permanent.String()
 		return row, true
 	}
-	reason := ""
+	reason := note
 	if len(plan.Dropped) > 0 {
-		reason = fmt.Sprintf("%d governance tags did not fit within %d tags: %s", len(plan.Dropped), tagger.MaxTagsPerKey, tagKeys(plan.Dropped))
+		reason = strings.TrimPrefix(reason+"; "+fmt.Sprintf("%d governance tags did not fit within %d tags: %s", len(plan.Dropped), tagger.MaxTagsPerKey, tagKeys(plan.Dropped)), "; ")
 	}
 	return r.apply(j, keys, plan.Write, plan.Remove, current, reason)
 }
@@ -372,17 +471,20 @@ func (r *run) tagFromEvent(j *job) (Row, bool) {
 // TagUnknown given CreatedAt from its creation date. Keys of AWS give no
 // row (done is false).
 func (r *run) tagUnknown(j *job) (Row, bool) {
-	keys := r.clientsOf(j.region).keys
-	md, err := keys.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(j.keyARN)}, r.meter.kmsOpts(j.region, OpDescribeKey))
+	_, keys, err := r.clientsOf(j.region)
 	if err != nil {
-		return r.errorRow(j.row(ActionFailed), fmt.Errorf("describing key %s: %w", j.keyARN, err))
+		return r.errorRow(r.row(j, ActionFailed), err)
+	}
+	md, err := keys.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(j.keyARN)}, r.meter.KMS(r.part(j.region), OpDescribeKey))
+	if err != nil {
+		return r.errorRow(r.row(j, ActionFailed), fmt.Errorf("describing key %s: %w", j.keyARN, err))
 	}
 	meta := md.KeyMetadata
 	if string(meta.KeyManager) != events.KeyManagerCustomer {
 		return Row{}, false
 	}
 	if state := string(meta.KeyState); isPendingDeletion(state) {
-		row := j.row(ActionPendingDeletion)
+		row := r.row(j, ActionPendingDeletion)
 		row.Reason = "no creation event in the event history; " + pendingReason(state, aws.ToTime(meta.DeletionDate))
 		return row, true
 	}
@@ -394,26 +496,40 @@ func (r *run) tagUnknown(j *job) (Row, bool) {
 	if created.Before(r.since) {
 		missing += fmt.Sprintf(" (the key was created %s, before that)", created.Format(time.RFC3339))
 	}
+	if r.b.opts.Archive != nil && !created.IsZero() {
+		ev, why, err := r.fromArchive(j, meta)
+		switch {
+		case err != nil:
+			return r.errorRow(r.row(j, ActionFailed), err)
+		case ev != nil:
+			j.key = ev
+			r.mu.Lock()
+			r.archived++
+			r.mu.Unlock()
+			return r.tagWith(j, keys, missing+"; tagged from its "+ev.EventName+" record in the trail archive")
+		}
+		missing += "; " + why
+	}
 
 	current, err := r.listTags(j.region, keys, j.keyARN)
 	if err != nil {
-		return r.errorRow(j.row(ActionFailed), err)
+		return r.errorRow(r.row(j, ActionFailed), err)
 	}
 	createdAt := r.b.opts.CreatedAtKey
 	for _, t := range current {
 		if createdAt != "" && t.Key == createdAt {
-			row := j.row(ActionUpToDate)
+			row := r.row(j, ActionUpToDate)
 			row.Reason = fmt.Sprintf("%s; it already carries %s=%s", missing, t.Key, t.Value)
 			return row, true
 		}
 	}
 	if !r.b.opts.TagUnknown {
-		row := j.row(ActionNoCreationEvent)
+		row := r.row(j, ActionNoCreationEvent)
 		row.Reason = missing
 		return row, true
 	}
 	if created.IsZero() {
-		row := j.row(ActionNoCreationEvent)
+		row := r.row(j, ActionNoCreationEvent)
 		row.Reason = missing + "; KMS gives no creation date to tag it with"
 		return row, true
 	}
@@ -424,13 +540,40 @@ func (r *run) tagUnknown(j *job) (Row, bool) {
 	return r.apply(j, keys, tags, nil, current, missing+": only "+createdAt+", from the key's creation date")
 }
 
+// fromArchive returns the key's creation record from the trail archive,
+// checked against the key as the handler checks an event
+// (tagger.CheckKey), or nil and why there is none to use; an error when the
+// archive could not be read.
+func (r *run) fromArchive(j *job, meta *kmstypes.KeyMetadata) (*events.KeyEvent, string, error) {
+	q := trailarchive.Query{KeyARN: j.keyARN, Created: aws.ToTime(meta.CreationDate)}
+	if mr := meta.MultiRegionConfiguration; mr != nil && mr.MultiRegionKeyType == kmstypes.MultiRegionKeyTypeReplica && mr.PrimaryKey != nil {
+		q.PrimaryARN = aws.ToString(mr.PrimaryKey.Arn)
+	}
+	ev, err := r.b.opts.Archive.FindCreation(r.ctx, q, r.meter.S3(r.part(j.region)))
+	var conflict *trailarchive.ConflictError
+	switch {
+	case errors.Is(err, trailarchive.ErrNotFound), errors.As(err, &conflict):
+		return nil, err.Error(), nil
+	case err != nil:
+		return nil, "", err
+	}
+	skip, err := tagger.CheckKey(ev, meta)
+	switch {
+	case err != nil:
+		return nil, fmt.Sprintf("the %s record %s in the trail archive contradicts the key: %v", ev.EventName, ev.EventID, err), nil
+	case skip != "":
+		return nil, fmt.Sprintf("the %s record %s in the trail archive is not one to tag from: %s", ev.EventName, ev.EventID, skip), nil
+	}
+	return ev, "", nil
+}
+
 // apply removes the tag keys remove and writes the tags of want that
 // current lacks or holds with another value, or says it would in a dry run.
 // UntagResource shares TagResource's rate limit.
 func (r *run) apply(j *job, keys KeyAPI, want []tagger.Tag, remove []string, current []tagger.Tag, reason string) (Row, bool) {
 	changes, previous := diff(want, current)
 	if len(changes) == 0 && len(remove) == 0 {
-		row := j.row(ActionUpToDate)
+		row := r.row(j, ActionUpToDate)
 		row.Reason = reason
 		return row, true
 	}
@@ -442,7 +585,7 @@ func (r *run) apply(j *job, keys KeyAPI, want []tagger.Tag, remove []string, cur
 			}
 		}
 	}
-	row := j.row(ActionTagged)
+	row := r.row(j, ActionTagged)
 	row.Tags, row.Previous, row.Removed, row.Reason = changes, previous, remove, reason
 	if r.b.opts.DryRun {
 		row.Action = ActionWouldTag
@@ -450,13 +593,13 @@ func (r *run) apply(j *job, keys KeyAPI, want []tagger.Tag, remove []string, cur
 	}
 	if len(remove) > 0 {
 		in := &kms.UntagResourceInput{KeyId: aws.String(j.keyARN), TagKeys: remove}
-		if _, err := keys.UntagResource(r.ctx, in, r.meter.kmsOpts(j.region, OpTagResource)); err != nil {
+		if _, err := keys.UntagResource(r.ctx, in, r.meter.KMS(r.part(j.region), OpUntagResource)); err != nil {
 			return r.errorRow(row, fmt.Errorf("removing tags %v from key %s: %w", remove, j.keyARN, err))
 		}
 	}
 	if len(changes) > 0 {
 		in := &kms.TagResourceInput{KeyId: aws.String(j.keyARN), Tags: toKMSTags(changes)}
-		if _, err := keys.TagResource(r.ctx, in, r.meter.kmsOpts(j.region, OpTagResource)); err != nil {
+		if _, err := keys.TagResource(r.ctx, in, r.meter.KMS(r.part(j.region), OpTagResource)); err != nil {
 			return r.errorRow(row, fmt.Errorf("tagging key %s: %w", j.keyARN, err))
 		}
 	}
@@ -468,7 +611,7 @@ func (r *run) listTags(region string, keys KeyAPI, keyARN string) ([]tagger.Tag,
 	var tags []tagger.Tag
 	pages := kms.NewListResourceTagsPaginator(keys, &kms.ListResourceTagsInput{KeyId: aws.String(keyARN), Limit: aws.Int32(50)})
 	for pages.HasMorePages() {
-		out, err := pages.NextPage(r.ctx, r.meter.kmsOpts(region, OpListResourceTags))
+		out, err := pages.NextPage(r.ctx, r.meter.KMS(r.part(region), OpListResourceTags))
 		if err != nil {
 			return nil, fmt.Errorf("listing the tags of key %s: %w", keyARN, err)
 		}
@@ -515,7 +658,7 @@ func (r *run) logRow(row Row) {
 	if row.Action == ActionFailed {
 		level = slog.LevelWarn
 	}
-	attrs := []slog.Attr{slog.String("region", row.Region), slog.String("key_arn", row.KeyARN), slog.String("event_id", row.EventID), slog.String("action", string(row.Action))}
+	attrs := []slog.Attr{slog.String("account", row.Account), slog.String("region", row.Region), slog.String("key_arn", row.KeyARN), slog.String("event_id", row.EventID), slog.String("action", string(row.Action))}
 	if len(row.Tags) > 0 {
 		attrs = append(attrs, slog.Any("tags", row.Tags))
 	}
@@ -529,7 +672,8 @@ func (r *run) logRow(row Row) {
 	r.progress()
 }
 
-// progress reports a snapshot to Options.Progress.
+// progress reports the run's figures to Options.Progress, added up with
+// those of the other accounts' runs.
 func (r *run) progress() {
 	if r.b.opts.Progress == nil {
 		return
@@ -540,40 +684,116 @@ func (r *run) progress() {
 		p.Actions[row.Action]++
 	}
 	r.mu.Unlock()
-	r.progressMu.Lock()
-	defer r.progressMu.Unlock()
-	r.b.opts.Progress(p)
+	r.shared.update(r.account, p)
 }
 
-// report builds the report of the run.
-func (r *run) report(took time.Duration) *Report {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	rows := make([]Row, 0, len(r.rows))
-	for _, row := range r.rows {
-		rows = append(rows, row)
+// progressState adds up the progress of the runs of every account.
+type progressState struct {
+	b         *Backfiller
+	mu        sync.Mutex
+	byAccount map[string]Progress
+}
+
+func (ps *progressState) update(account string, p Progress) {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if ps.byAccount == nil {
+		ps.byAccount = make(map[string]Progress)
+	}
+	ps.byAccount[account] = p
+	total := Progress{Actions: make(map[Action]int)}
+	for _, a := range ps.byAccount {
+		total.Events += a.Events
+		total.Keys += a.Keys
+		for k, v := range a.Actions {
+			total.Actions[k] += v
+		}
+	}
+	ps.b.opts.Progress(total)
+}
+
+// report builds the report of the runs of every account.
+func report(ctx context.Context, b *Backfiller, runs []*run, meter *audit.Meter, since, until, start time.Time, took time.Duration) *Report {
+	s := Summary{
+		Accounts:          slices.Sorted(slices.Values(b.opts.Accounts)),
+		Regions:           slices.Clone(b.opts.Regions),
+		Since:             since,
+		Until:             until,
+		DryRun:            b.opts.DryRun,
+		Requests:          map[string]int{},
+		Duration:          took,
+		Seconds:           took.Seconds(),
+		Interrupted:       ctx.Err() != nil,
+		Parallel:          b.opts.Parallel,
+		LookupEventsLimit: b.opts.LookupRate,
+		TagWritesLimit:    b.opts.TagRate,
+		ReadLimit:         b.opts.ReadRate,
+	}
+	var rows []Row
+	done := map[string]bool{}
+	for _, r := range runs {
+		r.mu.Lock()
+		for _, row := range r.rows {
+			rows = append(rows, row)
+		}
+		s.Events += r.events
+		s.IgnoredEvents += r.ignored
+		s.SupersededEvents += r.superseded
+		s.NoCreationEvent += r.noCreation
+		s.FromArchive += r.archived
+		for _, err := range r.errs {
+			s.Errors = append(s.Errors, err.Error())
+		}
+		r.mu.Unlock()
+		done[r.account] = true
 	}
 	sortRows(rows)
-	s := Summary{
-		Regions:          r.b.opts.Regions,
-		Since:            r.since,
-		Until:            r.until,
-		DryRun:           r.b.opts.DryRun,
-		Events:           r.events,
-		IgnoredEvents:    r.ignored,
-		SupersededEvents: r.superseded,
-		Keys:             len(rows),
-		Actions:          summarize(rows),
-		NoCreationEvent:  r.noCreation,
-		Requests:         r.meter.requests(),
-		Duration:         took,
-		Seconds:          took.Seconds(),
-		Interrupted:      r.ctx.Err() != nil,
+	s.Keys = len(rows)
+	s.Actions = summarize(rows)
+	var parts []PartitionReport
+	for _, account := range s.Accounts {
+		if !done[account] {
+			if s.Interrupted {
+				s.Errors = append(s.Errors, fmt.Sprintf("account %s not backfilled: interrupted", account))
+			}
+			continue
+		}
+		regions := slices.Clone(b.regionsOf(account))
+		for _, r := range regions {
+			if !slices.Contains(s.Regions, r) {
+				s.Regions = append(s.Regions, r)
+			}
+		}
+		for _, row := range rows { // a replica's region may be outside the list
+			if row.Account == account && !slices.Contains(regions, row.Region) {
+				regions = append(regions, row.Region)
+			}
+		}
+		slices.Sort(regions)
+		for _, region := range regions {
+			u := meter.Usage(audit.Partition{Account: account, Region: region})
+			p := PartitionReport{Account: account, Region: region, Actions: map[Action]int{}, Requests: u.Requests,
+				LookupEventsPerSecond: u.LookupEventsPerSecond, TagWritesPerSecond: u.TagWritesPerSecond, ReadsPerSecond: u.ReadsPerSecond,
+				ElapsedSeconds: u.Last.Sub(u.First).Seconds(), BoundSeconds: u.Bound.Seconds()}
+			if !u.First.IsZero() {
+				p.StartSeconds, p.EndSeconds = u.First.Sub(start).Seconds(), u.Last.Sub(start).Seconds()
+			}
+			for _, row := range rows {
+				if row.Account == account && row.Region == region {
+					p.Keys++
+					p.Actions[row.Action]++
+				}
+			}
+			for op, n := range u.Requests {
+				s.Requests[op] += n
+			}
+			s.SlowestPartitionSeconds = max(s.SlowestPartitionSeconds, p.ElapsedSeconds)
+			s.SlowestBoundSeconds = max(s.SlowestBoundSeconds, p.BoundSeconds)
+			parts = append(parts, p)
+		}
 	}
-	for _, err := range r.errs {
-		s.Errors = append(s.Errors, err.Error())
-	}
-	return &Report{Summary: s, Rows: rows}
+	slices.Sort(s.Regions)
+	return &Report{Summary: s, Partitions: parts, Rows: rows}
 }
 
 // diff returns the tags of want that current lacks or holds with another

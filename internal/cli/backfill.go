@@ -15,10 +15,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/service/account"
-	accounttypes "github.com/aws/aws-sdk-go-v2/service/account/types"
 	"golang.org/x/term"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
@@ -32,33 +29,50 @@ const (
 	outputJSON  = "json"
 )
 
+// BackfillSessionName is the RoleSessionName of the backfill's sessions in
+// member accounts; it shows in their CloudTrail records.
+const BackfillSessionName = "kms-autotagger-backfill"
+
 // runBackfill tags the keys created before the Lambda was deployed, from
 // CloudTrail event history, with the Lambda's configuration.
 func runBackfill(ctx context.Context, args []string, stdio IO) int {
 	fs := flag.NewFlagSet("backfill", flag.ContinueOnError)
 	fs.SetOutput(stdio.Stderr)
-	regionsFlag := fs.String("regions", "", "comma-separated `REGIONS` to read the event history and keys of, or \"all\" for every region enabled in the account (account:ListRegions); default the AWS configuration's region")
+	sf := addScopeFlags(fs, "backfill", stdio.Getenv)
 	sinceFlag := fs.String("since", "", "look up events since `WHEN`: a duration back from now (720h) or a date (2024-01-02, or RFC 3339); default and earliest 90 days ago, all the event history holds")
 	dryRun := fs.Bool("dry-run", false, "print the plan (key, region, tags to add or change) and change nothing")
-	tagUnknown := fs.Bool("tag-unknown", false, "give customer managed keys without a creation event in the history only the CreatedAt tag, from the key's creation date")
+	tagUnknown := fs.Bool("tag-unknown", false, "give customer managed keys without a creation record (event history, trail archive) only the CreatedAt tag, from the key's creation date")
 	output := fs.String("output", outputTable, "`FORMAT` of the report: table (readable) or json (one JSON document)")
-	lookupRate := fs.Float64("lookup-rate", backfill.DefaultLookupRate, "most cloudtrail:LookupEvents requests per second per region (CloudTrail allows 2)")
-	tagRate := fs.Float64("tag-rate", backfill.DefaultTagRate, "most kms:TagResource requests per second per region")
+	parallel := fs.Int("parallel", backfill.DefaultParallel, "most accounts backfilled at once, each with all its regions at once")
+	lookupRate := fs.Float64("lookup-rate", backfill.DefaultLookupRate, "most cloudtrail:LookupEvents requests per second per account and region (CloudTrail allows 2)")
+	tagRate := fs.Float64("tag-rate", backfill.DefaultTagRate, "most kms:TagResource and kms:UntagResource requests per second per account and region, together (KMS allows 10 TagResource and 5 UntagResource: the rest is the live tagger's)")
+	readRate := fs.Float64("read-rate", backfill.DefaultReadRate, "most kms:ListKeys, DescribeKey and ListResourceTags requests per second per account and region, together")
 	fs.Usage = func() {
-		fmt.Fprintf(stdio.Stderr, "usage: autotagger backfill [--regions us-east-1,eu-west-1|all] [--since 720h|2024-01-02] [--dry-run]\n"+
-			"                           [--tag-unknown] [--output table|json] [--lookup-rate 2] [--tag-rate 10]\n\n"+
+		fmt.Fprintf(stdio.Stderr, "usage: autotagger backfill [--accounts 111122223333,444455556666|org] [--regions us-east-1,eu-west-1|all]\n"+
+			"                           [--member-role-name NAME] [--member-role-path /PATH/] [--external-id ID]\n"+
+			"                           [--trail-bucket BUCKET [--trail-prefix PREFIX]] [--since 720h|2024-01-02] [--dry-run]\n"+
+			"                           [--tag-unknown] [--output table|json] [--parallel 8] [--lookup-rate 2] [--tag-rate 5] [--read-rate 50]\n\n"+
 			"Tags the KMS keys created before kms-autotagger was deployed. It looks up the CreateKey and\n"+
-			"ReplicateKey events of CloudTrail event history (the last 90 days) in each region and tags\n"+
-			"each key exactly as the Lambda would have, with the same settings. Keys that already carry\n"+
-			"the tags are left alone, so it is safe to interrupt and run again. It then lists each region's\n"+
-			"keys and reports the customer managed keys without a creation event in the history.\n\n"+
+			"ReplicateKey events of CloudTrail event history (the last 90 days) in each account and region\n"+
+			"and tags each key exactly as the Lambda would have, with the same settings. Keys that already\n"+
+			"carry the tags are left alone, so it is safe to interrupt and run again. It then lists each\n"+
+			"region's keys: those without a creation event in the history are looked up in the organization\n"+
+			"trail's log files with --trail-bucket (older keys), tagged from their record there when it holds\n"+
+			"one that KMS confirms, and reported otherwise (or given CreatedAt alone with --tag-unknown).\n\n"+
+			"Other accounts are reached through the member role (sts:AssumeRole). Every account and region\n"+
+			"keeps to its own rate limits (the audit's), --parallel accounts at once with all their regions,\n"+
+			"so a run takes about as long as the slowest account and region. The defaults leave room for the\n"+
+			"live tagger: TagResource and UntagResource together at 5 per second, half of KMS's TagResource\n"+
+			"quota; LookupEvents at CloudTrail's 2 per second, two requests per region here.\n\n"+
 			"The report goes to stdout; logs (and a progress line on a terminal) to stderr. Exits 1 when\n"+
-			"a key failed, a region could not be read or the run was interrupted.\n\n"+
-			"Needs cloudtrail:LookupEvents, kms:ListKeys, kms:DescribeKey, kms:ListResourceTags,\n"+
-			"kms:TagResource, and account:ListRegions for --regions all.\n\n")
+			"a key failed, an account or region could not be read or the run was interrupted.\n\n"+
+			"Needs, in every account: cloudtrail:LookupEvents, kms:ListKeys, kms:DescribeKey,\n"+
+			"kms:ListResourceTags, kms:TagResource, kms:UntagResource, and account:ListRegions for --regions\n"+
+			"all; organizations:ListAccounts for --accounts org; sts:AssumeRole of the member role for other\n"+
+			"accounts; s3:ListBucket and s3:GetObject on the trail bucket for --trail-bucket.\n\n")
 		fs.PrintDefaults()
 		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp+
-			"AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_ACCOUNT likewise.\n")
+			"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_ACCOUNT, AWS_ENDPOINT_URL_ORGANIZATIONS and AWS_ENDPOINT_URL_S3 likewise.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -80,7 +94,16 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 	if err != nil {
 		return usageErr("--since: %v", err)
 	}
-	cfg, err := config.FromEnv(stdio.Getenv)
+	if *parallel < 1 {
+		return usageErr("--parallel %d: at least one account at a time", *parallel)
+	}
+	for name, r := range map[string]float64{"--lookup-rate": *lookupRate, "--tag-rate": *tagRate, "--read-rate": *readRate} {
+		if !(r > 0) {
+			return usageErr("%s %g is not a positive number of requests per second", name, r)
+		}
+	}
+	getenv := sf.getenv(fs, stdio.Getenv)
+	cfg, err := config.FromEnv(getenv)
 	if err != nil {
 		return usageErr("configuration: %v", err)
 	}
@@ -94,10 +117,13 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 		fmt.Fprintf(stdio.Stderr, "autotagger backfill: loading AWS configuration: %v\n", err)
 		return ExitFailure
 	}
-	regions, err := chooseRegions(ctx, *regionsFlag, awsCfg)
-	if err != nil {
+	sc, err := sf.resolve(ctx, cfg, awsCfg, getenv, BackfillSessionName)
+	switch {
+	case errors.Is(err, errUsage):
+		return usageErr("%v", err)
+	case err != nil:
 		fmt.Fprintf(stdio.Stderr, "autotagger backfill: %v\n", err)
-		return ExitUsage
+		return ExitFailure
 	}
 	createdAt := ""
 	if cfg.Names.CreatedAt != "" {
@@ -108,21 +134,28 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 		evidence = cfg.TagKeyPrefix + cfg.Names.Evidence
 	}
 	opts := backfill.Options{
-		Regions:      regions,
-		Since:        since,
-		DryRun:       *dryRun,
-		TagUnknown:   *tagUnknown,
-		CreatedAtKey: createdAt,
-		EvidenceKey:  evidence,
-		LookupRate:   *lookupRate,
-		TagRate:      *tagRate,
+		Accounts:       sc.ids,
+		Regions:        sc.regions[sc.ids[0]],
+		AccountRegions: sc.regions,
+		Parallel:       *parallel,
+		ReadRate:       *readRate,
+		Since:          since,
+		DryRun:         *dryRun,
+		TagUnknown:     *tagUnknown,
+		CreatedAtKey:   createdAt,
+		EvidenceKey:    evidence,
+		LookupRate:     *lookupRate,
+		TagRate:        *tagRate,
+	}
+	if sc.archive != nil {
+		opts.Archive = sc.archive
 	}
 	var progress *progressLine
 	if f, ok := stdio.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		progress = &progressLine{w: stdio.Stderr}
 		opts.Progress = progress.update
 	}
-	b, err := backfill.New(policy, backfill.NewClients(awsCfg, cfg.Retry), log, opts)
+	b, err := backfill.New(policy, backfill.NewClients(sc.accounts.Config, cfg.Retry), log, opts)
 	if err != nil {
 		return usageErr("%v", err)
 	}
@@ -173,65 +206,6 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("%q is neither a duration such as 720h nor a date such as 2024-01-02", s)
 }
 
-// chooseRegions expands --regions: empty is the AWS configuration's
-// region; "all" is every region enabled for the account.
-//
-// "all" asks account:ListRegions for the regions whose opt-in status is
-// ENABLED or ENABLED_BY_DEFAULT: one small call (the account client is a
-// small module) that answers exactly "the regions this account can have
-// keys in". The alternative, ec2:DescribeRegions, answers the same but
-// brings the EC2 client, one of the largest modules of the SDK, into the
-// binary the Lambda also runs. A region that is not enabled cannot hold
-// keys, so nothing is missed.
-func chooseRegions(ctx context.Context, flagValue string, cfg aws.Config) ([]string, error) {
-	switch v := strings.TrimSpace(flagValue); v {
-	case "":
-		if cfg.Region == "" {
-			return nil, errors.New("no region: set AWS_REGION (or a profile's region) or give --regions")
-		}
-		return []string{cfg.Region}, nil
-	case "all":
-		regions, err := enabledRegions(ctx, account.NewFromConfig(cfg))
-		if err != nil {
-			return nil, fmt.Errorf("--regions all: %w", err)
-		}
-		return regions, nil
-	default:
-		var regions []string
-		for r := range strings.SplitSeq(v, ",") {
-			if r = strings.TrimSpace(r); r != "" && !slices.Contains(regions, r) {
-				regions = append(regions, r)
-			}
-		}
-		if len(regions) == 0 {
-			return nil, fmt.Errorf("--regions %q names no region", flagValue)
-		}
-		return regions, nil
-	}
-}
-
-// enabledRegions lists the regions enabled for the caller's account, sorted.
-func enabledRegions(ctx context.Context, c account.ListRegionsAPIClient) ([]string, error) {
-	var regions []string
-	pages := account.NewListRegionsPaginator(c, &account.ListRegionsInput{
-		RegionOptStatusContains: []accounttypes.RegionOptStatus{accounttypes.RegionOptStatusEnabled, accounttypes.RegionOptStatusEnabledByDefault},
-	})
-	for pages.HasMorePages() {
-		out, err := pages.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("listing the enabled regions: %w", err)
-		}
-		for _, r := range out.Regions {
-			regions = append(regions, aws.ToString(r.RegionName))
-		}
-	}
-	if len(regions) == 0 {
-		return nil, errors.New("account:ListRegions returned no enabled region")
-	}
-	slices.Sort(regions)
-	return regions, nil
-}
-
 // writeBackfillJSON writes the report, and the run's error if any, as one
 // JSON document.
 func writeBackfillJSON(w io.Writer, rep *backfill.Report, runErr error) error {
@@ -250,7 +224,7 @@ func writeBackfillJSON(w io.Writer, rep *backfill.Report, runErr error) error {
 // writeBackfillTable writes one line per key and a summary.
 func writeBackfillTable(w io.Writer, rep *backfill.Report, runErr error) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "REGION\tKEY\tACTION\tEVENT\tTAGS\tREASON")
+	fmt.Fprintln(tw, "ACCOUNT\tREGION\tKEY\tACTION\tEVENT\tTAGS\tREASON")
 	for _, r := range rep.Rows {
 		key := r.KeyARN
 		if i := strings.LastIndex(key, "/"); i >= 0 {
@@ -262,15 +236,30 @@ func writeBackfillTable(w io.Writer, rep *backfill.Report, runErr error) error {
 		event := "-"
 		if r.EventID != "" {
 			event = r.EventName + " " + r.EventID
+			if r.Evidence == tagger.EvidenceTrailArchive {
+				event += " (trail archive)"
+			}
 		}
 		reason := r.Reason
 		if r.ErrorCode != "" {
 			reason = r.ErrorCode + " (" + r.ErrorClass + "): " + reason
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", r.Region, key, r.Action, event, formatTags(r.Tags, r.Previous), oneLine(reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Account, r.Region, key, r.Action, event, formatTags(r.Tags, r.Previous), oneLine(reason))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if len(rep.Partitions) > 1 {
+		fmt.Fprintln(w)
+		tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "ACCOUNT\tREGION\tKEYS\tELAPSED\tBOUND\tLOOKUPS/S\tTAG WRITES/S\tREADS/S")
+		for _, p := range rep.Partitions {
+			fmt.Fprintf(tw, "%s\t%s\t%d\t%.2fs\t%.2fs\t%.2f\t%.2f\t%.2f\n", p.Account, p.Region, p.Keys, p.ElapsedSeconds, p.BoundSeconds,
+				p.LookupEventsPerSecond, p.TagWritesPerSecond, p.ReadsPerSecond)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
 	}
 	s := rep.Summary
 	var b strings.Builder
@@ -282,14 +271,19 @@ func writeBackfillTable(w io.Writer, rep *backfill.Report, runErr error) error {
 			sep = ", "
 		}
 	}
-	fmt.Fprintf(&b, ".\n%d creation events in %s from %s to %s (%d failed calls ignored, %d older events superseded); %d keys without one.\n",
-		s.Events, strings.Join(s.Regions, ", "), s.Since.Format(time.RFC3339), s.Until.Format(time.RFC3339), s.IgnoredEvents, s.SupersededEvents, s.NoCreationEvent)
+	fmt.Fprintf(&b, ".\n%d creation events in %d accounts and %s from %s to %s (%d failed calls ignored, %d older events superseded); %d keys without one",
+		s.Events, len(s.Accounts), strings.Join(s.Regions, ", "), s.Since.Format(time.RFC3339), s.Until.Format(time.RFC3339), s.IgnoredEvents, s.SupersededEvents, s.NoCreationEvent)
+	if s.FromArchive > 0 {
+		fmt.Fprintf(&b, ", %d of them found in the trail archive", s.FromArchive)
+	}
+	b.WriteString(".\n")
 	ops := make([]string, 0, len(s.Requests))
 	for op, n := range s.Requests {
 		ops = append(ops, fmt.Sprintf("%s %d", op, n))
 	}
 	slices.Sort(ops)
-	fmt.Fprintf(&b, "Took %s; requests: %s.\n", s.Duration.Round(time.Millisecond), strings.Join(ops, ", "))
+	fmt.Fprintf(&b, "Took %s, up to %d accounts at once (the slowest account and region %.2fs, its rate limits' bound %.2fs); requests: %s.\n",
+		s.Duration.Round(time.Millisecond), min(s.Parallel, len(s.Accounts)), s.SlowestPartitionSeconds, s.SlowestBoundSeconds, strings.Join(ops, ", "))
 	if s.DryRun {
 		b.WriteString("Dry run: nothing was changed.\n")
 	}

@@ -99,10 +99,18 @@ func TestBackfillCommand(t *testing.T) {
 	acct := &accountStandIn{}
 	acctSrv := httptest.NewServer(acct)
 	defer acctSrv.Close()
+	// moto answers sts:GetCallerIdentity: the caller's account names the
+	// partitions.
+	m, err := localaws.StartMoto(context.Background(), localaws.MotoOptions{Account: "111122223333", SingleAccount: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
 	s := localawstest.Start(t, localawstest.Options{
 		NoSQS:      true,
 		CloudTrail: &localaws.CloudTrailOptions{LookupEventsRate: 20},
-		Env:        map[string]string{"AWS_ENDPOINT_URL_ACCOUNT": acctSrv.URL, "MAX_BACKOFF": "10ms", "LOG_LEVEL": "WARN"},
+		Env: map[string]string{"AWS_ENDPOINT_URL_ACCOUNT": acctSrv.URL, "AWS_ENDPOINT_URL_STS": m.URL(), "MAX_BACKOFF": "10ms", "LOG_LEVEL": "WARN",
+			"MEMBER_ROLE_NAME": "", "TRAIL_ARCHIVE_BUCKET": ""},
 	})
 	k, ct := s.KMS, s.CloudTrail
 	at := time.Now().UTC().Add(-24 * time.Hour).Truncate(time.Second)
@@ -123,6 +131,9 @@ func TestBackfillCommand(t *testing.T) {
 		doc := decodeBackfillJSON(t, stdout)
 		if !doc.Summary.DryRun || doc.Summary.Actions[backfill.ActionWouldTag] != 2 || len(doc.Rows) != 2 {
 			t.Errorf("got %+v, want a dry run with 2 keys to tag", doc)
+		}
+		if !slices.Equal(doc.Summary.Accounts, []string{"111122223333"}) || doc.Rows[0].Account != "111122223333" {
+			t.Errorf("got accounts %v and rows %+v, want the caller's account, 111122223333", doc.Summary.Accounts, doc.Rows)
 		}
 		if got := k.Router().Count(localaws.AnyRegion, localaws.KMSTarget("TagResource")); got != 0 {
 			t.Errorf("dry run: got %d TagResource, want 0", got)
