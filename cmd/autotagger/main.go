@@ -51,5 +51,10 @@ func serveLambda() {
 		log.Error("cannot start", slog.String("error", err.Error()))
 		os.Exit(1)
 	}
-	lambda.Start(h.Handle)
+	d, err := app.NewDispatcher(h, cfg, awsCfg, log, os.Getenv)
+	if err != nil {
+		log.Error("cannot start", slog.String("error", err.Error()))
+		os.Exit(1)
+	}
+	lambda.Start(d.Handle)
 }
