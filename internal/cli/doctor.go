@@ -13,6 +13,7 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
+	"github.com/aws/aws-sdk-go-v2/service/servicequotas"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
@@ -33,12 +34,23 @@ Tells whether the tagger can work with these credentials, before you rely on it:
                      management write events from kms.amazonaws.com. EventBridge receives
                      the "AWS API Call via CloudTrail" events the tagger reacts to only then.
   dead-letter-queue  DEAD_LETTER_QUEUE_URL is set and the queue answers for its QueueArn
+  quotas REGION      for each region: the account's applied KMS TagResource and UntagResource
+                     quotas and CloudTrail's LookupEvents quota (Service Quotas; the defaults
+                     where none is applied), set against the rates of the sweep, the live
+                     handler and autotagger audit/backfill. WARN when they cannot be read.
 
-Each check prints PASS or FAIL, what it found, and for a failure what to do. Exits 0
-when every check passes, 1 when any fails, 2 on a usage error.
+The rates, per account and region, and the room they leave the live handler:
+  KMS TagResource (10/s; UntagResource 5/s):  the sweep 2 (SWEEP_TAG_RATE), the handler
+    TAG_RATE_LIMIT (1) per instance, audit --repair and backfill 5 (--tag-rate) while they run
+  CloudTrail LookupEvents (2/s, cannot be raised):  the sweep 1 (SWEEP_LOOKUP_RATE), audit and
+    backfill 2 (--lookup-rate: give 1 while the sweep runs), the rest the handler's tamper repair
+
+Each check prints PASS, FAIL or WARN, what it found, and for a failure what to do. Exits 0
+when no check fails, 1 when any fails, 2 on a usage error.
 
 Permissions the doctor's principal needs (read-only):
   cloudtrail:DescribeTrails, cloudtrail:GetTrailStatus, cloudtrail:GetEventSelectors
+  servicequotas:ListServiceQuotas, servicequotas:ListAWSDefaultServiceQuotas (else WARN)
   sqs:GetQueueAttributes on the dead-letter queue (the function itself needs
     sqs:SendMessage there instead; the doctor sends nothing, so that is not checked)
   sts:GetCallerIdentity needs no permission.
@@ -60,7 +72,7 @@ func doctorCmd(ctx context.Context, args []string, stdio IO) int {
 	fs.Usage = func() {
 		fmt.Fprint(stdio.Stderr, doctorHelp)
 		fs.PrintDefaults()
-		fmt.Fprint(stdio.Stderr, awsHelp+"AWS_ENDPOINT_URL_CLOUDTRAIL and AWS_ENDPOINT_URL_STS likewise.\n")
+		fmt.Fprint(stdio.Stderr, awsHelp+"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_STS and AWS_ENDPOINT_URL_SERVICE_QUOTAS likewise.\n")
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
@@ -99,6 +111,7 @@ func doctorCmd(ctx context.Context, args []string, stdio IO) int {
 		Trails:   cloudtrail.NewFromConfig(awsCfg),
 		Queue:    sqs.NewFromConfig(awsCfg),
 		Identity: sts.NewFromConfig(awsCfg),
+		Quotas:   servicequotas.NewFromConfig(awsCfg),
 	}, doctor.Options{
 		Regions: list,
 		Getenv:  stdio.Getenv,

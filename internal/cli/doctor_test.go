@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"sync"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/cli"
 	"github.com/kms-autotagger/kms-autotagger/internal/doctor"
+	"github.com/kms-autotagger/kms-autotagger/internal/doctor/doctortest"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
 )
 
@@ -83,6 +85,8 @@ type doctorStack struct {
 	queueURL string
 	operator aws.Credentials
 
+	quotas *doctortest.QuotaServer
+
 	mu     sync.Mutex
 	deny   map[string]bool // CloudTrail operations refused with AccessDeniedException
 	trails []doctorTrail   // the trails in moto
@@ -111,17 +115,27 @@ func startDoctorStack(t *testing.T) *doctorStack {
 	s := &doctorStack{moto: m, sqs: q, queueURL: queueURL}
 	s.operator = s.assume(t, doctorOperatorRole, "jane")
 	m.SetHook(s.hook)
+	// Service Quotas, which moto serves for vpc only: the account's KMS
+	// quotas applied, CloudTrail's not listed.
+	s.quotas = &doctortest.QuotaServer{}
+	s.quotas.Set(map[string][]doctortest.Quota{"kms": {
+		{ServiceCode: "kms", QuotaCode: "L-TEST0001", QuotaName: doctor.QuotaNameTagResource, Value: 10, Adjustable: true},
+		{ServiceCode: "kms", QuotaCode: "L-TEST0002", QuotaName: doctor.QuotaNameUntagResource, Value: 5, Adjustable: true},
+	}}, nil, map[string]string{"ListServiceQuotas/cloudtrail": "NoSuchResourceException", "ListAWSDefaultServiceQuotas/cloudtrail": "NoSuchResourceException"})
+	quotaSrv := httptest.NewServer(s.quotas)
+	t.Cleanup(quotaSrv.Close)
 	for k, v := range map[string]string{
-		"AWS_ENDPOINT_URL_CLOUDTRAIL": m.URL(),
-		"AWS_ENDPOINT_URL_STS":        m.URL(),
-		"AWS_ENDPOINT_URL_SQS":        q.URL(),
-		"AWS_REGION":                  "us-east-1",
-		"AWS_DEFAULT_REGION":          "",
-		"AWS_PROFILE":                 "",
-		"AWS_CONFIG_FILE":             os.DevNull,
-		"AWS_SHARED_CREDENTIALS_FILE": os.DevNull,
-		"AWS_EC2_METADATA_DISABLED":   "true",
-		"DEAD_LETTER_QUEUE_URL":       queueURL,
+		"AWS_ENDPOINT_URL_SERVICE_QUOTAS": quotaSrv.URL,
+		"AWS_ENDPOINT_URL_CLOUDTRAIL":     m.URL(),
+		"AWS_ENDPOINT_URL_STS":            m.URL(),
+		"AWS_ENDPOINT_URL_SQS":            q.URL(),
+		"AWS_REGION":                      "us-east-1",
+		"AWS_DEFAULT_REGION":              "",
+		"AWS_PROFILE":                     "",
+		"AWS_CONFIG_FILE":                 os.DevNull,
+		"AWS_SHARED_CREDENTIALS_FILE":     os.DevNull,
+		"AWS_EC2_METADATA_DISABLED":       "true",
+		"DEAD_LETTER_QUEUE_URL":           queueURL,
 	} {
 		t.Setenv(k, v)
 	}
@@ -326,7 +340,7 @@ func TestDoctorCommand(t *testing.T) {
 		for _, c := range r.Checks {
 			names = append(names, strings.TrimSpace(c.Name+" "+c.Region))
 		}
-		want := "settings,identity,cloudtrail us-east-1,cloudtrail eu-west-1,dead-letter-queue"
+		want := "settings,identity,cloudtrail us-east-1,cloudtrail eu-west-1,dead-letter-queue,quotas us-east-1,quotas eu-west-1"
 		if strings.Join(names, ",") != want {
 			t.Errorf("checks = %v, want %s", names, want)
 		}
@@ -367,7 +381,8 @@ func TestDoctorCommand(t *testing.T) {
 		}
 		for _, want := range []string{
 			"PASS  settings ", "PASS  identity ", "PASS  cloudtrail us-east-1 ", "PASS  dead-letter-queue ",
-			"\nAll 4 checks passed.\n",
+			"PASS  quotas us-east-1 ", "KMS TagResource request rate 10/s (applied, L-TEST0001)", "LookupEvents 2/s (documented: not in Service Quotas)",
+			"\nAll 5 checks passed.\n",
 		} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("stdout does not contain %q:\n%s", want, stdout)
@@ -588,4 +603,35 @@ func TestDoctorCommand(t *testing.T) {
 		wantDoctorFailures(t, code, r, "dead-letter-queue")
 		wantDoctorCheck(t, r, "dead-letter-queue", "", doctor.Fail, "cannot be reached", "connection refused", "check the network")
 	})
+}
+
+// TestDoctorQuotas: the quotas the doctor reads, set against the sweep's
+// rates of the environment; unreadable quotas warn without failing.
+func TestDoctorQuotas(t *testing.T) {
+	s := startDoctorStack(t)
+	s.set(t, nil, doctorManagementTrail)
+	t.Setenv("SWEEP_QUEUE_URL", "https://sqs.us-east-1.amazonaws.com/"+doctorAccount+"/kms-autotagger-sweep.fifo")
+	t.Setenv("SWEEP_TAG_RATE", "3")
+
+	code, r := runDoctorJSON(t, "--regions", "eu-west-1")
+	wantDoctorFailures(t, code, r)
+	wantDoctorCheck(t, r, "quotas", "eu-west-1", doctor.Pass, "TagResource request rate 10/s (applied", "the sweep takes 3/s (SWEEP_TAG_RATE), leaving 7/s for the live handler")
+	for _, q := range s.quotas.Requests() {
+		if q.Region != "eu-west-1" {
+			t.Errorf("got a Service Quotas request in %s, want eu-west-1: %+v", q.Region, q)
+		}
+	}
+
+	t.Setenv("SWEEP_TAG_RATE", "10")
+	code, r = runDoctorJSON(t, "--regions", "eu-west-1")
+	wantDoctorFailures(t, code, r, "quotas eu-west-1")
+
+	t.Setenv("SWEEP_TAG_RATE", "2")
+	s.quotas.Set(nil, nil, map[string]string{"ListServiceQuotas/kms": "AccessDeniedException"})
+	code, r = runDoctorJSON(t, "--regions", "eu-west-1")
+	wantDoctorFailures(t, code, r)
+	c := wantDoctorCheck(t, r, "quotas", "eu-west-1", doctor.Warn, "cannot read the KMS quotas", "servicequotas:ListServiceQuotas")
+	if r.Warned != 1 || !r.OK || c.Fix == "" {
+		t.Errorf("got warned %d, ok %v, fix %q; want one warning, ok, and what to allow", r.Warned, r.OK, c.Fix)
+	}
 }

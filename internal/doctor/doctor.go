@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/smithy-go"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/audit"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 )
 
@@ -20,6 +21,9 @@ type Status string
 const (
 	Pass Status = "pass"
 	Fail Status = "fail"
+	// Warn is a check that could not tell, and does not fail the report:
+	// the quotas check when Service Quotas cannot be read.
+	Warn Status = "warn"
 )
 
 // Check names.
@@ -49,8 +53,9 @@ type Check struct {
 type Report struct {
 	// OK is true when every check passed.
 	OK bool `json:"ok"`
-	// Failed counts the checks that failed.
+	// Failed counts the checks that failed; Warned those that warned.
 	Failed int     `json:"failed"`
+	Warned int     `json:"warned,omitempty"`
 	Checks []Check `json:"checks"`
 }
 
@@ -58,7 +63,11 @@ type Report struct {
 func NewReport(checks []Check) Report {
 	r := Report{Checks: checks}
 	for _, c := range checks {
-		if c.Status != Pass {
+		switch c.Status {
+		case Pass:
+		case Warn:
+			r.Warned++
+		default:
 			r.Failed++
 		}
 	}
@@ -71,6 +80,8 @@ type Clients struct {
 	Trails   TrailAPI
 	Queue    QueueAPI
 	Identity IdentityAPI
+	// Quotas, when set, adds the quotas check of every region.
+	Quotas QuotaAPI
 }
 
 // Options say what Run checks.
@@ -82,6 +93,10 @@ type Options struct {
 	Getenv func(string) string
 	// Expect is what the credentials should be.
 	Expect Expectation
+	// Demand is what the tools send to an account and region, for the
+	// quotas check; zero values are read from the settings and the tools'
+	// defaults.
+	Demand *Demand
 }
 
 // Run runs every check, in the order settings, identity, cloudtrail for
@@ -93,13 +108,36 @@ func Run(ctx context.Context, c Clients, o Options) Report {
 		checks = append(checks, CheckTrails(ctx, c.Trails, region))
 	}
 	checks = append(checks, CheckQueue(ctx, c.Queue, cfg.DeadLetterQueueURL))
+	if c.Quotas != nil {
+		d := DemandOf(cfg, o.Getenv)
+		if o.Demand != nil {
+			d = *o.Demand
+		}
+		for _, region := range o.Regions {
+			checks = append(checks, CheckQuotas(ctx, c.Quotas, region, d))
+		}
+	}
 	return NewReport(checks)
+}
+
+// DemandOf returns the rates of the function's settings (TAG_RATE_LIMIT,
+// the sweep's) and the CLI's defaults.
+func DemandOf(cfg config.Config, getenv func(string) string) Demand {
+	d := Demand{HandlerTagRate: cfg.TagRateLimit, CLITagRate: audit.DefaultTagRate, CLILookupRate: audit.DefaultLookupRate,
+		SweepTagRate: config.DefaultSweepTagRate, SweepLookupRate: config.DefaultSweepLookupRate}
+	if sw, err := config.SweepFromEnv(getenv); err == nil {
+		d.SweepOn, d.SweepTagRate, d.SweepLookupRate = sw.On(), sw.TagRate, sw.LookupRate
+	}
+	return d
 }
 
 // CheckSettings reads the function's settings with getenv and fails when
 // any is invalid. It returns the configuration read, as far as it could be.
 func CheckSettings(getenv func(string) string) (Check, config.Config) {
 	cfg, err := config.FromEnv(getenv)
+	if _, serr := config.SweepFromEnv(getenv); serr != nil {
+		err = errors.Join(err, serr)
+	}
 	if err != nil {
 		return Check{
 			Name:    CheckNameSettings,
@@ -129,9 +167,12 @@ func (r Report) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "      fix: %s\n", c.Fix)
 		}
 	}
-	if r.OK {
+	switch {
+	case r.OK && r.Warned > 0:
+		fmt.Fprintf(&b, "\n%d of %d checks passed, %d could not tell.\n", len(r.Checks)-r.Warned, len(r.Checks), r.Warned)
+	case r.OK:
 		fmt.Fprintf(&b, "\nAll %d checks passed.\n", len(r.Checks))
-	} else {
+	default:
 		fmt.Fprintf(&b, "\n%d of %d checks failed.\n", r.Failed, len(r.Checks))
 	}
 	_, err := io.WriteString(w, b.String())
