@@ -71,6 +71,15 @@ var wantResources = map[string]string{
 	"FunctionErrorsAlarm":    "AWS::CloudWatch::Alarm",
 	forgedAlarmID:            "AWS::CloudWatch::Alarm",
 	dashboardID:              "AWS::CloudWatch::Dashboard",
+	// The sweep.
+	"SweepQueue":                "AWS::SQS::Queue",
+	"SweepDeadLetterQueue":      "AWS::SQS::Queue",
+	"SweepQueuePolicy":          "AWS::SQS::QueuePolicy",
+	"SweepEventSourceMapping":   "AWS::Lambda::EventSourceMapping",
+	"SweepScheduleRule":         "AWS::Events::Rule",
+	"SweepSchedulePermission":   "AWS::Lambda::Permission",
+	"CoverageAlarm":             "AWS::CloudWatch::Alarm",
+	"SweepDeadLetterQueueAlarm": "AWS::CloudWatch::Alarm",
 }
 
 // taggerStack returns the stack of template.yaml with params in the central
@@ -669,6 +678,10 @@ func TestRuleTargetAndPermission(t *testing.T) {
 					}
 				}
 			}
+			// The sweep's schedule invokes the function too (TestSweep).
+			if s.created("SweepScheduleRule") {
+				rules = append(rules, s.rule(t, "SweepScheduleRule").arn)
+			}
 			if len(perms) != len(rules) {
 				t.Errorf("function policy: got %d statements, want one per rule %q: %v", len(perms), rules, perms)
 			}
@@ -684,7 +697,18 @@ func specialSettings(t testing.TB, s *stack) map[string]string {
 		config.EnvDeadLetterQueueURL: s.physicalID(t, queueID),
 		config.EnvHomeAccountID:      s.spec.account,
 		config.EnvTaggerRoleARN:      s.roleARN(t, roleID),
+		config.EnvSweepQueueURL:      sweepQueueURL(t, s),
 	}
+}
+
+// sweepQueueURL is the URL of the sweep's queue in s, "" when the sweep is
+// off.
+func sweepQueueURL(t testing.TB, s *stack) string {
+	t.Helper()
+	if !s.created("SweepQueue") {
+		return ""
+	}
+	return s.physicalID(t, "SweepQueue")
 }
 
 // deployedDefaults are the settings whose default in a stack differs, by
@@ -695,9 +719,12 @@ var deployedDefaults = map[string]string{}
 // endpointPlaceholders are the AWS_ENDPOINT_URL_* variables declared empty
 // for sam local invoke --env-vars, one per service the function calls.
 var endpointPlaceholders = []string{
+	"AWS_ENDPOINT_URL_ACCOUNT",
 	"AWS_ENDPOINT_URL_CLOUDFORMATION",
 	"AWS_ENDPOINT_URL_CLOUDTRAIL",
 	"AWS_ENDPOINT_URL_KMS",
+	"AWS_ENDPOINT_URL_ORGANIZATIONS",
+	"AWS_ENDPOINT_URL_S3",
 	"AWS_ENDPOINT_URL_SQS",
 	"AWS_ENDPOINT_URL_STS",
 }
@@ -1061,6 +1088,8 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 			s := taggerStack(t, tt.params)
 			keys := []string{"arn:aws:kms:*:" + s.spec.account + ":key/*"}
 			logs := []string{"arn:aws:logs:" + s.spec.region + ":" + s.spec.account + ":log-group:" + s.physicalID(t, logGroupID) + ":*"}
+			// The queues the role may send to besides the dead-letter queue.
+			sweepSends := map[string]bool{}
 			tagKeysCond := func(op string) map[string]any {
 				return map[string]any{"Null": map[string]any{"aws:TagKeys": "false"}, op: map[string]any{"aws:TagKeys": anys(configuredTagKeys(t, s))}}
 			}
@@ -1089,6 +1118,18 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 			}
 			if userOn || stackOn {
 				want["cloudformation:DescribeStackResources"] = wantGrant{[]string{"*"}, nil}
+			}
+			// The sweep: list keys and regions (no resource-level
+			// permission), work through its own queue only.
+			if s.created("SweepQueue") {
+				want["cloudtrail:LookupEvents"] = wantGrant{[]string{"*"}, nil}
+				want["kms:ListKeys"] = wantGrant{[]string{"*"}, nil}
+				want["account:ListRegions"] = wantGrant{[]string{"*"}, nil}
+				sweepQueue := []string{s.queue(t, "SweepQueue")["QueueArn"]}
+				for _, a := range []string{"sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ChangeMessageVisibility"} {
+					want[a] = wantGrant{sweepQueue, nil}
+				}
+				sweepSends[sweepQueue[0]] = true
 			}
 			if name := s.param(t, "MemberRoleName"); name != "" {
 				// Always within the organization (the template's Rules
@@ -1123,7 +1164,9 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 						t.Errorf("statement %v allows %s; want only %q here", stmt["Sid"], a, slices.Sorted(maps.Keys(want)))
 						continue
 					}
-					if !slices.Equal(resources, w.resources) {
+					if a == "sqs:SendMessage" && len(resources) == 1 && sweepSends[resources[0]] {
+						// the sweep planning its partitions: its own queue
+					} else if !slices.Equal(resources, w.resources) {
 						t.Errorf("statement %v allows %s on %q, want only %q", stmt["Sid"], a, resources, w.resources)
 					}
 					if !reflect.DeepEqual(withoutEmptyTagKeys(cond), w.condition) && !(cond == nil && w.condition == nil) {
@@ -1131,7 +1174,7 @@ func TestFunctionPolicyIsLeastPrivilege(t *testing.T) {
 					}
 				}
 			}
-			if w := slices.Sorted(maps.Keys(want)); !slices.Equal(sortStrings(actions), w) {
+			if w := slices.Sorted(maps.Keys(want)); !slices.Equal(slices.Compact(sortStrings(actions)), w) {
 				t.Errorf("actions: got %q, want %q", actions, w)
 			}
 		})
@@ -1336,7 +1379,7 @@ func TestDeadLetterQueueIsWiredEverywhere(t *testing.T) {
 		{"Lambda retries twice", scalarString(invoke["MaximumRetryAttempts"]), "2"},
 		{"Lambda keeps an event an hour", scalarString(invoke["MaximumEventAgeInSeconds"]), "3600"},
 		{"handler's queue URL", s.environment(t)[config.EnvDeadLetterQueueURL], queueURL},
-		{"handler may send to the queue", sendResources, []string{queueARN}},
+		{"handler may send to the queue (and the sweep's planner to its own)", sortStrings(sendResources), sortStrings([]string{queueARN, s.queue(t, "SweepQueue")["QueueArn"]})},
 	}
 	for _, id := range ruleIDs {
 		r := s.rule(t, id)
@@ -1569,7 +1612,8 @@ func queueName(arn string) string { return arn[strings.LastIndex(arn, ":")+1:] }
 func TestAlarms(t *testing.T) {
 	tpl := translated(t, templatePath, nil)
 	alarmIDs := []string{"DeadLetterQueueAlarm", "FunctionErrorsAlarm"}
-	if got, want := tpl.resourcesOfType("AWS::CloudWatch::Alarm"), sortStrings(append(slices.Clone(alarmIDs), forgedAlarmID)); !slices.Equal(got, want) {
+	sweepAlarms := []string{"CoverageAlarm", "SweepDeadLetterQueueAlarm"} // TestSweep
+	if got, want := tpl.resourcesOfType("AWS::CloudWatch::Alarm"), sortStrings(append(append(slices.Clone(alarmIDs), forgedAlarmID), sweepAlarms...)); !slices.Equal(got, want) {
 		t.Errorf("alarms = %q, want %q", got, want)
 	}
 	for _, tt := range []struct {
@@ -1855,6 +1899,24 @@ func emittedMetrics(t *testing.T, namespace string) emitted {
 	if len(lines) != len(outcomes) {
 		t.Fatalf("emitter wrote %d lines, want %d", len(lines), len(outcomes))
 	}
+	// The sweep's coverage line, per account and region and overall.
+	buf.Reset()
+	full := 100.0
+	if err := em.RecordCoverage(metrics.Coverage{Account: centralAccount, Region: homeRegion, Keys: 1, Compliant: 1, Percent: &full}); err != nil {
+		t.Fatalf("RecordCoverage: %v", err)
+	}
+	var cov struct {
+		AWS struct {
+			CloudWatchMetrics []struct {
+				Dimensions [][]string
+				Metrics    []struct{ Name string }
+			}
+		} `json:"_aws"`
+	}
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &cov); err != nil || len(cov.AWS.CloudWatchMetrics) != 1 {
+		t.Fatalf("coverage line %s: %v", buf.String(), err)
+	}
+
 	for _, line := range lines {
 		var rec struct {
 			AWS struct {
@@ -1884,6 +1946,10 @@ func emittedMetrics(t *testing.T, namespace string) emitted {
 		if !out.outcomes[string(o)] {
 			t.Fatalf("emitter wrote outcomes %q, want %s among them", slices.Sorted(maps.Keys(out.outcomes)), o)
 		}
+	}
+	out.dimensionSets = append(out.dimensionSets, cov.AWS.CloudWatchMetrics[0].Dimensions...)
+	for _, m := range cov.AWS.CloudWatchMetrics[0].Metrics {
+		out.names[m.Name] = true
 	}
 	return out
 }
@@ -2112,6 +2178,7 @@ func TestEveryCombinationDeploys(t *testing.T) {
 				subscriptionID:           params["AlarmEmail"] != "",
 				busPolicyID:              params["OrganizationId"] != "",
 				forgedAlarmID:            params["MetricsNamespace"] != config.Off,
+				"CoverageAlarm":          params["MetricsNamespace"] != config.Off,
 			}
 			for _, id := range slices.Sorted(maps.Keys(wantResources)) {
 				want, ok := conditional[id]
@@ -2186,4 +2253,61 @@ func TestEnvFileForLocalInvoke(t *testing.T) {
 			t.Errorf("events/env/local.json sets %s, which the template does not declare", name)
 		}
 	}
+}
+
+// TestSweep checks the sweep's wiring in the translated template: the
+// schedule invokes the function, which plans onto its FIFO queue; the
+// queue's messages come back to the same function one at a time, at most
+// two at once, with partial batch failures; only the function's role may
+// send to it, over TLS; and "off" removes all of it.
+func TestSweep(t *testing.T) {
+	tpl := translated(t, templatePath, nil)
+	mapping := tpl.Resources["SweepEventSourceMapping"].Properties
+	for _, c := range []struct {
+		name      string
+		got, want any
+	}{
+		{"mapping's function", mapping["FunctionName"], map[string]any{"Ref": functionID}},
+		{"mapping's queue", mapping["EventSourceArn"], map[string]any{"Fn::GetAtt": []any{"SweepQueue", "Arn"}}},
+		{"one partition per invocation", scalarString(mapping["BatchSize"]), "1"},
+		{"partial batch failures", mapping["FunctionResponseTypes"], []any{"ReportBatchItemFailures"}},
+		{"at most two at once", scalarString(lookupOr(mapping, "ScalingConfig", "MaximumConcurrency")), "2"},
+		{"FIFO", tpl.Resources["SweepQueue"].Properties["FifoQueue"], true},
+		{"schedule's default", scalarString(tpl.Parameters["SweepSchedule"].Default), "rate(1 day)"},
+		{"schedule's target", lookupOr(tpl.Resources["SweepScheduleRule"].Properties["Targets"].([]any)[0].(map[string]any), "Arn"), map[string]any{"Fn::GetAtt": []any{functionID, "Arn"}}},
+		{"queue URL for the function", lookupOr(tpl.Resources[functionID].Properties, "Environment", "Variables", config.EnvSweepQueueURL), map[string]any{"Fn::If": []any{"SweepOn", map[string]any{"Ref": "SweepQueue"}, ""}}},
+	} {
+		if !reflect.DeepEqual(c.got, c.want) {
+			t.Errorf("%s: got %#v, want %#v", c.name, c.got, c.want)
+		}
+	}
+	policy, _ := lookup(tpl.Resources["SweepQueuePolicy"].Properties, "PolicyDocument", "Statement")
+	var denies []string
+	for _, st := range policy.([]any) {
+		if st.(map[string]any)["Effect"] == "Deny" {
+			denies = append(denies, st.(map[string]any)["Sid"].(string))
+		}
+	}
+	if want := []string{"OnlyTheFunctionSends", "TLSOnly"}; !slices.Equal(denies, want) {
+		t.Errorf("sweep queue's deny statements: got %q, want %q", denies, want)
+	}
+	// Switched off: no sweep resource is created, and the function is told
+	// no queue (moto evaluates the conditions).
+	s := taggerStack(t, map[string]string{"SweepSchedule": "off"})
+	for id := range tpl.Resources {
+		if strings.HasPrefix(id, "Sweep") || id == "CoverageAlarm" {
+			if s.created(id) {
+				t.Errorf("SweepSchedule off: %s created", id)
+			}
+		}
+	}
+	if got := s.environment(t)[config.EnvSweepQueueURL]; got != "" {
+		t.Errorf("SweepSchedule off: %s = %q, want empty", config.EnvSweepQueueURL, got)
+	}
+}
+
+// lookupOr is lookup's value, nil when the path is missing.
+func lookupOr(v any, path ...string) any {
+	got, _ := lookup(v, path...)
+	return got
 }
