@@ -526,7 +526,7 @@ func TestMemberRole(t *testing.T) {
 		// the stack that made a key and who ran it (CreatedByStack,
 		// CreatedByUser), whose APIs support no resource-level permission.
 		keys := "arn:aws:kms:*:" + memberAccount + ":key/*"
-		anyResource := map[string]bool{"cloudformation:DescribeStackResources": true, "cloudtrail:LookupEvents": true}
+		anyResource := map[string]bool{"cloudformation:DescribeStackResources": true, "cloudtrail:LookupEvents": true, "kms:ListKeys": true, "account:ListRegions": true}
 		var actions []string
 		for _, g := range grants {
 			acts, _ := stringList(g["Action"])
@@ -539,7 +539,7 @@ func TestMemberRole(t *testing.T) {
 				t.Errorf("statement %v: Effect %v Resource %#v, want Allow on %q", g["Sid"], g["Effect"], g["Resource"], want)
 			}
 		}
-		if want := []string{"cloudformation:DescribeStackResources", "cloudtrail:LookupEvents", "kms:DescribeKey", "kms:ListResourceTags", "kms:TagResource", "kms:UntagResource"}; !slices.Equal(sortStrings(actions), want) {
+		if want := []string{"account:ListRegions", "cloudformation:DescribeStackResources", "cloudtrail:LookupEvents", "kms:DescribeKey", "kms:ListKeys", "kms:ListResourceTags", "kms:TagResource", "kms:UntagResource"}; !slices.Equal(sortStrings(actions), want) {
 			t.Errorf("actions: got %q, want %q", actions, want)
 		}
 		policy, err := tagger.NewPolicy(tagger.DefaultNames(), "", nil)
