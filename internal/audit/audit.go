@@ -306,6 +306,11 @@ type Progress struct {
 type Options struct {
 	// Partitions are the accounts and regions to audit. At least one.
 	Partitions []Partition
+	// Stacks finds the stack that made a key CloudFormation created, and
+	// its operator, for CreatedByStack and CreatedByUser (internal/awscfn),
+	// as the handler does; nil leaves those two tags of such keys pending:
+	// neither expected nor removed.
+	Stacks tagger.StackFinder
 	// Repair repairs the keys that are not compliant and whose creation
 	// event CloudTrail's history holds.
 	Repair bool

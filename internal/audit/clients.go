@@ -139,6 +139,18 @@ func (a *Accounts) Config(account string) (aws.Config, error) {
 	return c, nil
 }
 
+// AccountConfig returns the configuration of account in region (see
+// Config): the Accounts serve as the awskms.ConfigSource of the stack
+// lookups (internal/awscfn).
+func (a *Accounts) AccountConfig(_ context.Context, account, region string) (aws.Config, error) {
+	c, err := a.Config(account)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	c.Region = region
+	return c, nil
+}
+
 // Clients returns the audit's clients of every account and region, with
 // retryer (nil: the SDK's).
 func (a *Accounts) Clients(retryer aws.Retryer) ClientsFunc {

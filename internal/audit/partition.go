@@ -237,7 +237,13 @@ func (r *run) key(s Partition, c Clients, keyARN string) (row Row, kind keyKind)
 		return row, keyRow
 	}
 	row.EventID, row.EventName, row.EventTime, row.Evidence = ev.EventID, ev.EventName, ev.EventTime.UTC(), ev.Evidence
-	plan := r.a.policy.Plan(ev, current)
+	// The policy's own plan, with the stack lookups of a key CloudFormation
+	// made, as the handler plans it.
+	var in tagger.PlanInput
+	if stack, operator := r.a.policy.StackLookup(ev); stack && r.a.opts.Stacks != nil {
+		in.Stack = r.a.opts.Stacks.FindStack(r.ctx, ev, operator)
+	}
+	plan := r.a.policy.PlanWith(ev, current, in)
 	r.judge(&row, plan, current)
 	if r.a.opts.Repair && row.Status != StatusCompliant {
 		r.repair(s, c, &row, plan)

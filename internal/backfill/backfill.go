@@ -211,6 +211,11 @@ type Progress struct {
 
 // Options configure a Backfiller.
 type Options struct {
+	// Stacks finds the stack that made a key CloudFormation created, and
+	// its operator, for CreatedByStack and CreatedByUser (internal/awscfn),
+	// as the handler does; nil leaves those two tags of such keys pending:
+	// neither written nor removed.
+	Stacks tagger.StackFinder
 	// Accounts are the accounts to backfill, each with the clients
 	// ClientsFunc gives for it. At least one.
 	Accounts []string

@@ -453,7 +453,11 @@ func (r *run) tagWithTags(j *job, keys KeyAPI, current []tagger.Tag, note string
 	// budget fits the key as it is, and the owned keys end up exactly those
 	// with a true value. The event is CloudTrail's own record, so it
 	// overwrites whatever creation event the key's tags name.
-	plan := r.b.policy.Plan(j.key, current)
+	var in tagger.PlanInput
+	if stack, operator := r.b.policy.StackLookup(j.key); stack && r.b.opts.Stacks != nil {
+		in.Stack = r.b.opts.Stacks.FindStack(r.ctx, j.key, operator)
+	}
+	plan := r.b.policy.PlanWith(j.key, current, in)
 	if len(plan.Write) == 0 && len(plan.Remove) == 0 && len(plan.Dropped) > 0 {
 		row := r.row(j, ActionFailed)
 		row.Reason = fmt.Sprintf("key %s already has %d tags of its own: no room for governance tags", j.keyARN, tagger.MaxTagsPerKey)

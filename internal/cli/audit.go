@@ -17,6 +17,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/audit"
+	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
 	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 )
@@ -143,6 +144,9 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 	if sc.archive != nil {
 		opts.Archive = sc.archive
 	}
+	// CreatedByStack and CreatedByUser of keys CloudFormation made, found as
+	// the handler finds them, in each key's account and region.
+	opts.Stacks = awscfn.New(sc.accounts, awscfn.Options{Retry: retry, RateLimit: cfg.StackLookupRateLimit})
 	clients := sc.accounts.Clients(awskms.NewRetryer(retry))
 	var bar *progressBar
 	if f, ok := stdio.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {

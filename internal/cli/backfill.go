@@ -18,6 +18,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"golang.org/x/term"
 
+	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -150,6 +151,9 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 	if sc.archive != nil {
 		opts.Archive = sc.archive
 	}
+	// CreatedByStack and CreatedByUser of keys CloudFormation made, found as
+	// the handler finds them, in each key's account and region.
+	opts.Stacks = awscfn.New(sc.accounts, awscfn.Options{Retry: cfg.Retry, RateLimit: cfg.StackLookupRateLimit})
 	var progress *progressLine
 	if f, ok := stdio.Stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
 		progress = &progressLine{w: stdio.Stderr}

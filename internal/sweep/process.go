@@ -165,6 +165,7 @@ func (s *Sweeper) record1(ctx context.Context, cache *scopeCache, rec lambdaeven
 		TagRate:    s.opts.TagRate,
 		ReadRate:   s.opts.ReadRate,
 		Archive:    s.opts.Archive,
+		Stacks:     s.opts.Stacks,
 		KeyFilter:  func(keyARN string) bool { return inShard(keyARN, m.Shard, m.Shards) },
 		Now:        s.opts.Now,
 	}

@@ -147,6 +147,9 @@ type Options struct {
 	KeyWorkers int
 	// Archive is the trail archive, nil for none.
 	Archive audit.CreationArchive
+	// Stacks finds the stack and operator of keys CloudFormation made
+	// (CreatedByStack, CreatedByUser), as the handler does; nil for none.
+	Stacks tagger.StackFinder
 	// Metrics receives a coverage line per partition; nil writes none.
 	Metrics *metrics.Emitter
 	// Log is the function's logger; nil means slog.Default().

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/audit"
+	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
 	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
@@ -69,7 +70,21 @@ func FromConfig(cfg config.Config, sw config.Sweep, awsCfg aws.Config, log *slog
 	if sw.TrailBucket != "" {
 		opts.Archive = &lazyArchive{cfg: awsCfg, bucket: sw.TrailBucket, prefix: sw.TrailPrefix}
 	}
+	opts.Stacks = awscfn.New(sweepConfigs{w}, awscfn.Options{Retry: cfg.Retry, RateLimit: cfg.StackLookupRateLimit})
 	return New(opts)
+}
+
+// sweepConfigs serves the stack lookups with the sweep's own account
+// configurations (the member role for other accounts), made on first use.
+type sweepConfigs struct{ w *wiring }
+
+// AccountConfig implements awskms.ConfigSource.
+func (c sweepConfigs) AccountConfig(ctx context.Context, account, region string) (aws.Config, error) {
+	accounts, err := c.w.accounts(ctx)
+	if err != nil {
+		return aws.Config{}, err
+	}
+	return accounts.AccountConfig(ctx, account, region)
 }
 
 // wiring holds what the sweep makes on first use.
