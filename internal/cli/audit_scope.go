@@ -153,15 +153,10 @@ func chooseAccounts(ctx context.Context, flagValue, home string, cfg aws.Config,
 		}
 		return accounts, nil
 	default:
-		var accounts []string
-		for a := range strings.SplitSeq(v, ",") {
-			a = strings.TrimSpace(a)
-			switch {
-			case a == "":
-			case len(a) != 12 || strings.Trim(a, "0123456789") != "":
+		accounts := config.SplitList(v)
+		for _, a := range accounts {
+			if len(a) != 12 || strings.Trim(a, "0123456789") != "" {
 				return nil, &usageError{fmt.Sprintf("--accounts: %q is not a 12-digit account ID", a)}
-			case !slices.Contains(accounts, a):
-				accounts = append(accounts, a)
 			}
 		}
 		if len(accounts) == 0 {
@@ -188,12 +183,7 @@ func chooseRegions(ctx context.Context, flagValue string, cfg aws.Config) ([]str
 		}
 		return regions, nil
 	default:
-		var regions []string
-		for r := range strings.SplitSeq(v, ",") {
-			if r = strings.TrimSpace(r); r != "" && !slices.Contains(regions, r) {
-				regions = append(regions, r)
-			}
-		}
+		regions := config.SplitList(v)
 		if len(regions) == 0 {
 			return nil, fmt.Errorf("--regions %q names no region", flagValue)
 		}

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -341,4 +342,17 @@ func Help() string {
 		fmt.Fprintf(&b, "  %s (default %s)\n      %s\n", s.Env, def, s.Help)
 	}
 	return b.String()
+}
+
+// SplitList reads a comma-separated list, as the settings and flags that
+// take one are written: each item trimmed, empty items and repeats dropped,
+// the rest in their order.
+func SplitList(s string) []string {
+	var items []string
+	for item := range strings.SplitSeq(s, ",") {
+		if item = strings.TrimSpace(item); item != "" && !slices.Contains(items, item) {
+			items = append(items, item)
+		}
+	}
+	return items
 }

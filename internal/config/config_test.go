@@ -271,3 +271,19 @@ func TestStackLookupSettings(t *testing.T) {
 		}
 	}
 }
+
+func TestSplitList(t *testing.T) {
+	for _, tt := range []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{" , ,", nil},
+		{"a", []string{"a"}},
+		{" b , a ,b,, c ", []string{"b", "a", "c"}},
+	} {
+		if got := config.SplitList(tt.in); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("SplitList(%q): got %q, want %q", tt.in, got, tt.want)
+		}
+	}
+}

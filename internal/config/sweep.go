@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"math"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 )
@@ -113,15 +112,12 @@ func SweepFromEnv(getenv func(string) string) (Sweep, error) {
 	case "org":
 		s.Org = true
 	default:
-		for a := range strings.SplitSeq(v, ",") {
-			a = strings.TrimSpace(a)
-			switch {
-			case a == "":
-			case !accountIDPattern.MatchString(a):
+		for _, a := range SplitList(v) {
+			if !accountIDPattern.MatchString(a) {
 				errs = append(errs, fmt.Errorf("%s: %q is not a 12-digit account ID", EnvSweepAccounts, a))
-			case !slices.Contains(s.Accounts, a):
-				s.Accounts = append(s.Accounts, a)
+				continue
 			}
+			s.Accounts = append(s.Accounts, a)
 		}
 	}
 	switch v := get(EnvSweepRegions); v {
@@ -129,15 +125,12 @@ func SweepFromEnv(getenv func(string) string) (Sweep, error) {
 	case "all":
 		s.AllRegions = true
 	default:
-		for r := range strings.SplitSeq(v, ",") {
-			r = strings.TrimSpace(r)
-			switch {
-			case r == "":
-			case !regionPattern.MatchString(r):
+		for _, r := range SplitList(v) {
+			if !regionPattern.MatchString(r) {
 				errs = append(errs, fmt.Errorf("%s: %q is not a region name such as us-east-1", EnvSweepRegions, r))
-			case !slices.Contains(s.Regions, r):
-				s.Regions = append(s.Regions, r)
+				continue
 			}
+			s.Regions = append(s.Regions, r)
 		}
 	}
 	switch v := strings.ToLower(get(EnvSweepRepair)); v {
