@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -46,39 +45,8 @@ type world struct {
 
 func startWorld(tb testing.TB, accounts, regions []string) *world {
 	tb.Helper()
-	w := &world{regions: regions, kms: map[string]*localaws.KMS{}, trails: map[string]*localaws.CloudTrail{}}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	for _, account := range accounts {
-		wg.Go(func() {
-			k, err := localaws.StartKMS(context.Background(), localaws.KMSOptions{Regions: regions, Account: account})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			w.kms[account] = k
-		})
-	}
-	wg.Wait()
-	for _, k := range w.kms {
-		tb.Cleanup(func() { _ = k.Close() })
-	}
-	if len(errs) > 0 {
-		tb.Fatalf("starting local-kms: %v", errs)
-	}
-	for _, account := range accounts {
-		ct, err := localaws.StartCloudTrail(localaws.CloudTrailOptions{Regions: regions})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = ct.Close() })
-		w.trails[account] = ct
-	}
+	org := audittest.StartOrganization(tb, accounts, regions, 0)
+	w := &world{regions: regions, kms: org.KMS, trails: org.Trails}
 	var err error
 	if w.policy, err = tagger.NewPolicy(tagger.DefaultNames(), "", []tagger.Tag{staticTag}); err != nil {
 		tb.Fatal(err)

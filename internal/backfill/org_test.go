@@ -7,7 +7,6 @@ import (
 	"maps"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -41,39 +40,8 @@ type org struct {
 
 func startOrg(tb testing.TB, accounts, regions []string, lookupRate float64) *org {
 	tb.Helper()
-	o := &org{regions: regions, kms: map[string]*localaws.KMS{}, trails: map[string]*localaws.CloudTrail{}}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	for _, a := range accounts {
-		wg.Go(func() {
-			k, err := localaws.StartKMS(context.Background(), localaws.KMSOptions{Regions: regions, Account: a})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			o.kms[a] = k
-		})
-	}
-	wg.Wait()
-	for _, k := range o.kms {
-		tb.Cleanup(func() { _ = k.Close() })
-	}
-	if len(errs) > 0 {
-		tb.Fatalf("starting local-kms: %v", errs)
-	}
-	for _, a := range accounts {
-		ct, err := localaws.StartCloudTrail(localaws.CloudTrailOptions{Regions: regions, LookupEventsRate: lookupRate})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = ct.Close() })
-		o.trails[a] = ct
-	}
+	stands := audittest.StartOrganization(tb, accounts, regions, lookupRate)
+	o := &org{regions: regions, kms: stands.KMS, trails: stands.Trails}
 	var err error
 	if o.policy, err = tagger.NewPolicy(tagger.DefaultNames(), "", []tagger.Tag{{Key: "ManagedBy", Value: "kms-autotagger"}}); err != nil {
 		tb.Fatal(err)

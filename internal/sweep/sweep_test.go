@@ -13,6 +13,7 @@ import (
 	lambdaevents "github.com/aws/aws-lambda-go/events"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/sweep"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
@@ -169,7 +170,7 @@ func TestSweepShards(t *testing.T) {
 	})
 
 	t.Run("cut at the deadline", func(t *testing.T) {
-		w.lines = syncBuffer{}
+		w.lines = localawstest.SyncBuffer{}
 		// Every lookup takes half a second: 48 keys, 8 at a time, need 3s; the
 		// estimate says less than 1.
 		w.trails[acctA].SetIntercept(func(_ http.ResponseWriter, _ *http.Request, _, _ string) bool {

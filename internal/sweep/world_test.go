@@ -1,7 +1,6 @@
 package sweep_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/audit/audittest"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/metrics"
 	"github.com/kms-autotagger/kms-autotagger/internal/sweep"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
@@ -51,75 +51,20 @@ type world struct {
 	queue   string // the sweep queue's URL
 	queueMu sync.Mutex
 
-	lines syncBuffer // the coverage lines
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	lines localawstest.SyncBuffer // the coverage lines
 }
 
 func startWorld(tb testing.TB, accounts, regions []string, lookupRate float64) *world {
 	tb.Helper()
 	ctx := context.Background()
-	w := &world{regions: regions, kms: map[string]*localaws.KMS{}, trails: map[string]*localaws.CloudTrail{}}
-	var (
-		mu   sync.Mutex
-		wg   sync.WaitGroup
-		errs []error
-	)
-	for _, a := range accounts {
-		wg.Go(func() {
-			k, err := localaws.StartKMS(ctx, localaws.KMSOptions{Regions: regions, Account: a})
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil {
-				errs = append(errs, err)
-				return
-			}
-			w.kms[a] = k
-		})
+	org := audittest.StartOrganization(tb, accounts, regions, lookupRate)
+	w := &world{regions: regions, kms: org.KMS, trails: org.Trails}
+	q, err := localaws.StartSQS(ctx, localaws.SQSOptions{Account: acctA})
+	if err != nil {
+		tb.Fatal(err)
 	}
-	wg.Go(func() {
-		q, err := localaws.StartSQS(ctx, localaws.SQSOptions{Account: acctA})
-		mu.Lock()
-		defer mu.Unlock()
-		if err != nil {
-			errs = append(errs, err)
-			return
-		}
-		w.sqs = q
-	})
-	wg.Wait()
-	for _, k := range w.kms {
-		tb.Cleanup(func() { _ = k.Close() })
-	}
-	if w.sqs != nil {
-		tb.Cleanup(func() { _ = w.sqs.Close() })
-	}
-	if len(errs) > 0 {
-		tb.Fatalf("starting the stand-ins: %v", errs)
-	}
-	for _, a := range accounts {
-		ct, err := localaws.StartCloudTrail(localaws.CloudTrailOptions{Regions: regions, LookupEventsRate: lookupRate})
-		if err != nil {
-			tb.Fatal(err)
-		}
-		tb.Cleanup(func() { _ = ct.Close() })
-		w.trails[a] = ct
-	}
+	tb.Cleanup(func() { _ = q.Close() })
+	w.sqs = q
 	out, err := w.sqs.Client().CreateQueue(ctx, &sqs.CreateQueueInput{QueueName: aws.String("kms-autotagger-sweep.fifo"),
 		Attributes: map[string]string{"FifoQueue": "true", "VisibilityTimeout": "2"}})
 	if err != nil {
