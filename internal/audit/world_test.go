@@ -19,6 +19,7 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/audit/audittest"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -147,15 +148,7 @@ func (w *world) tag(tb testing.TB, keyARN string, tags ...tagger.Tag) {
 
 func (w *world) tags(tb testing.TB, keyARN string) map[string]string {
 	tb.Helper()
-	out, err := w.client(keyARN).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		tb.Fatalf("ListResourceTags %s: %v", keyARN, err)
-	}
-	m := map[string]string{}
-	for _, t := range out.Tags {
-		m[aws.ToString(t.TagKey)] = aws.ToString(t.TagValue)
-	}
-	return m
+	return localawstest.KeyTags(tb, w.kms[strings.Split(keyARN, ":")[4]], keyARN)
 }
 
 // with returns tags with t set (by exact key), or added.

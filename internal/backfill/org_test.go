@@ -21,6 +21,7 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
 	"github.com/kms-autotagger/kms-autotagger/internal/events"
 	"github.com/kms-autotagger/kms-autotagger/internal/localaws"
+	"github.com/kms-autotagger/kms-autotagger/internal/localaws/localawstest"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 	"github.com/kms-autotagger/kms-autotagger/internal/trailarchive"
 	"github.com/kms-autotagger/kms-autotagger/internal/trailarchive/archivetest"
@@ -107,16 +108,7 @@ func (o *org) truth(tb testing.TB, record []byte, evidence string) map[string]st
 
 func (o *org) tags(tb testing.TB, keyARN string) map[string]string {
 	tb.Helper()
-	f := strings.Split(keyARN, ":")
-	out, err := o.kms[f[4]].Client(f[3]).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, t := range out.Tags {
-		m[aws.ToString(t.TagKey)] = aws.ToString(t.TagValue)
-	}
-	return m
+	return localawstest.KeyTags(tb, o.kms[strings.Split(keyARN, ":")[4]], keyARN)
 }
 
 func (o *org) tag(tb testing.TB, keyARN string, tags map[string]string) {

@@ -153,16 +153,7 @@ func (w *world) tag(tb testing.TB, keyARN string, tags []tagger.Tag) {
 
 func (w *world) tags(tb testing.TB, keyARN string) map[string]string {
 	tb.Helper()
-	f := strings.Split(keyARN, ":")
-	out, err := w.kms[f[4]].Client(f[3]).ListResourceTags(context.Background(), &kms.ListResourceTagsInput{KeyId: aws.String(keyARN)})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	m := map[string]string{}
-	for _, t := range out.Tags {
-		m[aws.ToString(t.TagKey)] = aws.ToString(t.TagValue)
-	}
-	return m
+	return localawstest.KeyTags(tb, w.kms[strings.Split(keyARN, ":")[4]], keyARN)
 }
 
 func asMap(tags []tagger.Tag) map[string]string {
