@@ -424,10 +424,6 @@ func New(policy *tagger.Policy, clients ClientsFunc, log *slog.Logger, opts Opti
 		meter: NewMeter(Rates{Read: opts.ReadRate, Lookup: opts.LookupRate, Write: opts.TagRate, Archive: opts.ArchiveRate})}, nil
 }
 
-// Meter returns the auditor's rate limits and counts: each partition's
-// Usage once a run is done.
-func (a *Auditor) Meter() *Meter { return a.meter }
-
 // Run audits every partition, Options.Parallel at a time, and returns the
 // report. It returns an error with the report when a partition could not
 // be read, and when ctx is cancelled it stops promptly and returns what was

@@ -116,9 +116,6 @@ func NewMeter(rates Rates) *Meter {
 	}
 }
 
-// Rates returns the meter's limits.
-func (m *Meter) Rates() Rates { return m.rates }
-
 // limiter returns the bucket of op's class in p, nil when it has no limit.
 func (m *Meter) limiter(p Partition, op string) *rate.Limiter {
 	class := classOf[op]

@@ -5,7 +5,6 @@
 package audittest
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -176,15 +175,4 @@ func AccessKeyID(r *http.Request) (string, error) {
 		return "", fmt.Errorf("credential %q is not AKID/DATE/REGION/SERVICE/aws4_request", cred)
 	}
 	return key, nil
-}
-
-// StaticResolver maps access key ids to accounts.
-type StaticResolver map[string]string
-
-// AccountOf implements localaws.AccountResolver.
-func (s StaticResolver) AccountOf(_ context.Context, key string) (string, error) {
-	if a, ok := s[key]; ok {
-		return a, nil
-	}
-	return "", fmt.Errorf("access key %s is of no account", key)
 }
