@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
@@ -104,7 +105,9 @@ type Meter struct {
 
 	mu       sync.Mutex
 	limiters map[Partition]map[string]*rate.Limiter
-	stats    map[Partition]map[string]*opStats
+	// reserving makes the reservations of one KMSInTurn consecutive.
+	reserving sync.Mutex
+	stats     map[Partition]map[string]*opStats
 }
 
 // NewMeter returns a Meter limiting each partition to rates.
@@ -218,15 +221,23 @@ func (m *Meter) Usage(p Partition) Usage {
 
 // middleware returns the stack mutator that, for every attempt of a call to
 // op in p, waits for the bucket and counts the attempt. It sits right after
-// the retry middleware, so it runs once per attempt.
-func (m *Meter) middleware(p Partition, op string) func(*middleware.Stack) error {
+// the retry middleware, so it runs once per attempt. With a reservation,
+// the call's first attempt waits for that token instead of a new one.
+func (m *Meter) middleware(p Partition, op string, first *rate.Reservation) func(*middleware.Stack) error {
 	lim := m.limiter(p, op)
+	var reserved atomic.Bool
+	reserved.Store(first != nil)
 	mw := middleware.FinalizeMiddlewareFunc("PartitionMeter",
 		func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-			if lim != nil {
-				if err := lim.Wait(ctx); err != nil {
-					return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("waiting for the %s rate limit of account %s in %s: %w", op, p.Account, p.Region, err)
-				}
+			var err error
+			switch {
+			case reserved.CompareAndSwap(true, false):
+				err = waitFor(ctx, first)
+			case lim != nil:
+				err = lim.Wait(ctx)
+			}
+			if err != nil {
+				return middleware.FinalizeOutput{}, middleware.Metadata{}, fmt.Errorf("waiting for the %s rate limit of account %s in %s: %w", op, p.Account, p.Region, err)
 			}
 			m.count(p, op, time.Now())
 			return next.HandleFinalize(ctx, in)
@@ -239,22 +250,67 @@ func (m *Meter) middleware(p Partition, op string) func(*middleware.Stack) error
 	}
 }
 
+// waitFor waits until the token of res is due, or gives it back when ctx
+// ends first.
+func waitFor(ctx context.Context, res *rate.Reservation) error {
+	t := time.NewTimer(res.Delay())
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		res.Cancel()
+		return ctx.Err()
+	}
+}
+
 // KMS returns the per-call option metering op in p.
 func (m *Meter) KMS(p Partition, op string) func(*kms.Options) {
-	mw := m.middleware(p, op)
+	return kmsOption(m.middleware(p, op, nil))
+}
+
+// KMSInTurn returns the per-call options metering ops in p, one per op, in
+// order, whose first attempts take consecutive tokens of their buckets,
+// reserved now: the calls one key needs before its write (DescribeKey and
+// ListResourceTags) are sent one token apart, not each behind the calls of
+// every other key that asked at the same moment. Retries and further pages
+// wait for their tokens as usual. A call never made leaves its token
+// unused, which can only slow the partition, never speed it past its
+// limit.
+func (m *Meter) KMSInTurn(p Partition, ops ...string) []func(*kms.Options) {
+	lims := make([]*rate.Limiter, len(ops))
+	for i, op := range ops {
+		lims[i] = m.limiter(p, op)
+	}
+	m.reserving.Lock()
+	res := make([]*rate.Reservation, len(ops))
+	for i, l := range lims {
+		if l != nil {
+			res[i] = l.Reserve()
+		}
+	}
+	m.reserving.Unlock()
+	opts := make([]func(*kms.Options), len(ops))
+	for i, op := range ops {
+		opts[i] = kmsOption(m.middleware(p, op, res[i]))
+	}
+	return opts
+}
+
+func kmsOption(mw func(*middleware.Stack) error) func(*kms.Options) {
 	return func(o *kms.Options) { o.APIOptions = append(o.APIOptions, mw) }
 }
 
 // CloudTrail returns the per-call option metering op in p.
 func (m *Meter) CloudTrail(p Partition, op string) func(*cloudtrail.Options) {
-	mw := m.middleware(p, op)
+	mw := m.middleware(p, op, nil)
 	return func(o *cloudtrail.Options) { o.APIOptions = append(o.APIOptions, mw) }
 }
 
 // S3 returns the per-call option metering the trail archive's S3 calls
 // made for p, each counted under its own operation.
 func (m *Meter) S3(p Partition) func(*s3.Options) {
-	list, get := m.middleware(p, OpListObjects), m.middleware(p, OpGetObject)
+	list, get := m.middleware(p, OpListObjects, nil), m.middleware(p, OpGetObject, nil)
 	return func(o *s3.Options) {
 		o.APIOptions = append(o.APIOptions, func(st *middleware.Stack) error {
 			switch st.ID() { // the SDK names each operation's stack after it

@@ -32,8 +32,15 @@ const (
 	// per second for new keys).
 	DefaultTagRate = audit.DefaultTagRate
 	// DefaultReadRate is the ListKeys, DescribeKey and ListResourceTags
-	// requests per second per account and region, together: the audit's.
-	DefaultReadRate = audit.DefaultReadRate
+	// requests per second per account and region, together. A key needs
+	// two reads before its write, 10 per second at DefaultTagRate: twice
+	// that keeps the writes fed, while reading faster would only read keys
+	// long before they can be written, taking read quota from the live
+	// handler and, at the start of a run, keeping the first key's reads
+	// waiting behind those of keys written later. It is less than the
+	// audit's (audit.DefaultReadRate), whose keys wait for lookups, not
+	// writes.
+	DefaultReadRate = 20.0
 	// DefaultWorkers is the number of keys handled at once per region.
 	DefaultWorkers = 4
 	// DefaultParallel is the number of accounts backfilled at once, each

@@ -404,18 +404,20 @@ func (r *run) tagFromEvent(j *job) (Row, bool) {
 		return r.errorRow(r.row(j, ActionFailed), err)
 	}
 	// The key's tags are read while it is described: the two reads do not
-	// depend on each other, and a key's first write waits for neither
-	// longer than it must.
+	// depend on each other, and a key's write waits for neither longer than
+	// it must. They take consecutive read tokens, so the partition's first
+	// write waits for one key's reads, not for those of every worker.
 	type listed struct {
 		tags []tagger.Tag
 		err  error
 	}
+	inTurn := r.meter.KMSInTurn(r.part(j.region), OpDescribeKey, OpListResourceTags)
 	tags := make(chan listed, 1)
 	go func() {
-		t, err := r.listTags(j.region, keys, j.keyARN)
+		t, err := r.listTags(keys, j.keyARN, inTurn[1])
 		tags <- listed{t, err}
 	}()
-	md, err := keys.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(j.keyARN)}, r.meter.KMS(r.part(j.region), OpDescribeKey))
+	md, err := keys.DescribeKey(r.ctx, &kms.DescribeKeyInput{KeyId: aws.String(j.keyARN)}, inTurn[0])
 	current := <-tags
 	if err != nil {
 		return r.errorRow(r.row(j, ActionFailed), fmt.Errorf("describing key %s: %w", j.keyARN, err))
@@ -440,7 +442,7 @@ func (r *run) tagFromEvent(j *job) (Row, bool) {
 // tagWith tags the key of j with the policy's plan for its event, noting
 // note in the row's reason.
 func (r *run) tagWith(j *job, keys KeyAPI, note string) (Row, bool) {
-	current, err := r.listTags(j.region, keys, j.keyARN)
+	current, err := r.listTags(keys, j.keyARN, r.meter.KMS(r.part(j.region), OpListResourceTags))
 	if err != nil {
 		return r.errorRow(r.row(j, ActionFailed), err)
 	}
@@ -515,7 +517,7 @@ func (r *run) tagUnknown(j *job) (Row, bool) {
 		missing += "; " + why
 	}
 
-	current, err := r.listTags(j.region, keys, j.keyARN)
+	current, err := r.listTags(keys, j.keyARN, r.meter.KMS(r.part(j.region), OpListResourceTags))
 	if err != nil {
 		return r.errorRow(r.row(j, ActionFailed), err)
 	}
@@ -610,12 +612,12 @@ func (r *run) apply(j *job, keys KeyAPI, want []tagger.Tag, remove []string, cur
 	return row, true
 }
 
-// listTags returns every tag of a key.
-func (r *run) listTags(region string, keys KeyAPI, keyARN string) ([]tagger.Tag, error) {
+// listTags returns every tag of a key, each page metered by metered.
+func (r *run) listTags(keys KeyAPI, keyARN string, metered func(*kms.Options)) ([]tagger.Tag, error) {
 	var tags []tagger.Tag
 	pages := kms.NewListResourceTagsPaginator(keys, &kms.ListResourceTagsInput{KeyId: aws.String(keyARN), Limit: aws.Int32(50)})
 	for pages.HasMorePages() {
-		out, err := pages.NextPage(r.ctx, r.meter.KMS(r.part(region), OpListResourceTags))
+		out, err := pages.NextPage(r.ctx, metered)
 		if err != nil {
 			return nil, fmt.Errorf("listing the tags of key %s: %w", keyARN, err)
 		}

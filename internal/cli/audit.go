@@ -43,8 +43,8 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 		fmt.Fprintf(stdio.Stderr, "usage: autotagger audit [--accounts 111122223333,444455556666|org] [--regions us-east-1,eu-west-1|all]\n"+
 			"                        [--member-role-name NAME] [--member-role-path /PATH/] [--external-id ID]\n"+
 			"                        [--trail-bucket BUCKET [--trail-prefix PREFIX]]\n"+
-			"                        [--output table|json|csv] [--repair] [--parallel 8]\n"+
-			"                        [--lookup-rate 2] [--tag-rate 5] [--read-rate 20]\n\n"+
+			"                        [--output table|json|csv] [--repair] [--parallel %d]\n"+
+			"                        [--lookup-rate %g] [--tag-rate %g] [--read-rate %g]\n\n"+
 			"Audits the governance tags of every customer managed KMS key in each account and region\n"+
 			"against what kms-autotagger would have written, with the same settings: it lists the keys\n"+
 			"(AWS managed keys left out), reads their tags, finds each key's creation event in CloudTrail's\n"+
@@ -77,7 +77,8 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 			"cloudtrail:LookupEvents, account:ListRegions for --regions all, and for --repair kms:TagResource\n"+
 			"and kms:UntagResource; organizations:ListAccounts for --accounts org; sts:AssumeRole of the\n"+
 			"member role for other accounts; s3:ListBucket and s3:GetObject on the trail bucket (with the\n"+
-			"caller's credentials) for --trail-bucket.\n\n")
+			"caller's credentials) for --trail-bucket.\n\n",
+			audit.DefaultParallel, audit.DefaultLookupRate, audit.DefaultTagRate, audit.DefaultReadRate)
 		fs.PrintDefaults()
 		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp+
 			"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_ACCOUNT, AWS_ENDPOINT_URL_ORGANIZATIONS and AWS_ENDPOINT_URL_S3 likewise.\n")

@@ -52,7 +52,7 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 		fmt.Fprintf(stdio.Stderr, "usage: autotagger backfill [--accounts 111122223333,444455556666|org] [--regions us-east-1,eu-west-1|all]\n"+
 			"                           [--member-role-name NAME] [--member-role-path /PATH/] [--external-id ID]\n"+
 			"                           [--trail-bucket BUCKET [--trail-prefix PREFIX]] [--since 720h|2024-01-02] [--dry-run]\n"+
-			"                           [--tag-unknown] [--output table|json] [--parallel 8] [--lookup-rate 2] [--tag-rate 5] [--read-rate 50]\n\n"+
+			"                           [--tag-unknown] [--output table|json] [--parallel %d] [--lookup-rate %g] [--tag-rate %g] [--read-rate %g]\n\n"+
 			"Tags the KMS keys created before kms-autotagger was deployed. It looks up the CreateKey and\n"+
 			"ReplicateKey events of CloudTrail event history (the last 90 days) in each account and region\n"+
 			"and tags each key exactly as the Lambda would have, with the same settings. Keys that already\n"+
@@ -64,13 +64,15 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 			"keeps to its own rate limits (the audit's), --parallel accounts at once with all their regions,\n"+
 			"so a run takes about as long as the slowest account and region. The defaults leave room for the\n"+
 			"live tagger: TagResource and UntagResource together at 5 per second, half of KMS's TagResource\n"+
-			"quota; LookupEvents at CloudTrail's 2 per second, two requests per region here.\n\n"+
+			"quota; LookupEvents at CloudTrail's 2 per second, two requests per region here; the reads at\n"+
+			"%g per second, twice what the writes need (a key is described and its tags read before its write).\n\n"+
 			"The report goes to stdout; logs (and a progress line on a terminal) to stderr. Exits 1 when\n"+
 			"a key failed, an account or region could not be read or the run was interrupted.\n\n"+
 			"Needs, in every account: cloudtrail:LookupEvents, kms:ListKeys, kms:DescribeKey,\n"+
 			"kms:ListResourceTags, kms:TagResource, kms:UntagResource, and account:ListRegions for --regions\n"+
 			"all; organizations:ListAccounts for --accounts org; sts:AssumeRole of the member role for other\n"+
-			"accounts; s3:ListBucket and s3:GetObject on the trail bucket for --trail-bucket.\n\n")
+			"accounts; s3:ListBucket and s3:GetObject on the trail bucket for --trail-bucket.\n\n",
+			backfill.DefaultParallel, backfill.DefaultLookupRate, backfill.DefaultTagRate, backfill.DefaultReadRate, backfill.DefaultReadRate)
 		fs.PrintDefaults()
 		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp+
 			"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_ACCOUNT, AWS_ENDPOINT_URL_ORGANIZATIONS and AWS_ENDPOINT_URL_S3 likewise.\n")

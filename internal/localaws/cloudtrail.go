@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/cloudtrail"
 	"golang.org/x/time/rate"
@@ -133,6 +134,8 @@ type CloudTrail struct {
 
 	server *http.Server
 	url    string
+	// client is the connection pool of every Client.
+	client *awshttp.BuildableClient
 }
 
 // trailEvent is one event of a region's history, with the fields
@@ -174,6 +177,7 @@ func NewCloudTrail(opts CloudTrailOptions) (*CloudTrail, error) {
 		regions:  slices.Clone(opts.Regions),
 		history:  make(map[string][]trailEvent),
 		limiters: make(map[string]*rate.Limiter),
+		client:   awshttp.NewBuildableClient(),
 	}
 	if c.now == nil {
 		c.now = time.Now
@@ -232,12 +236,15 @@ func (c *CloudTrail) Close() error {
 }
 
 // Client returns an aws-sdk-go-v2 CloudTrail client for region that signs
-// with static credentials and sends to URL.
+// with static credentials and sends to URL. Every client shares the
+// stand-in's connection pool, as clients made from one aws.Config share its
+// HTTPClient.
 func (c *CloudTrail) Client(region string, optFns ...func(*cloudtrail.Options)) *cloudtrail.Client {
 	return cloudtrail.New(cloudtrail.Options{
 		Region:       region,
 		Credentials:  credentials.NewStaticCredentialsProvider(localAccessKeyID, localSecretAccessKey, ""),
 		BaseEndpoint: aws.String(c.url),
+		HTTPClient:   c.client,
 	}, optFns...)
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
@@ -81,6 +82,9 @@ type KMS struct {
 	dir     string
 	procs   []*process
 	facts   keyFacts
+	// http is the connection pool of every Client, as clients made from
+	// one aws.Config share its HTTPClient.
+	http *awshttp.BuildableClient
 
 	closeOnce sync.Once
 	closeErr  error
@@ -109,7 +113,7 @@ func StartKMS(ctx context.Context, opts KMSOptions) (*KMS, error) {
 	if err != nil {
 		return nil, fmt.Errorf("start KMS stand-in: %w", err)
 	}
-	k := &KMS{account: account, regions: slices.Clone(opts.Regions), dir: dir}
+	k := &KMS{account: account, regions: slices.Clone(opts.Regions), dir: dir, http: awshttp.NewBuildableClient()}
 
 	var outMu sync.Mutex
 	backends := make(map[string]string, len(opts.Regions))
@@ -312,8 +316,9 @@ func (k *KMS) KeyARN(region, keyID string) string {
 // static credentials and sends to URL, with the SDK's standard retryer
 // unless optFns change it (for example o.Retryer = aws.NopRetryer{}).
 // Its requests go through the router, so they are counted and intercepted.
+// Every client shares the stand-in's connection pool.
 func (k *KMS) Client(region string, optFns ...func(*kms.Options)) *kms.Client {
-	return newKMSClient(region, k.url, optFns...)
+	return newKMSClient(region, k.url, append([]func(*kms.Options){func(o *kms.Options) { o.HTTPClient = k.http }}, optFns...)...)
 }
 
 // Close stops the router and every local-kms and removes their data and
