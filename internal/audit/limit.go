@@ -105,7 +105,9 @@ type Meter struct {
 
 	mu       sync.Mutex
 	limiters map[Partition]map[string]*rate.Limiter
-	// reserving makes the reservations of one KMSInTurn consecutive.
+	// reserving keeps the reservations of one KMSInTurn together against
+	// those of the others at the same moment (a plain Wait can still come
+	// between them, and then takes one token, no more).
 	reserving sync.Mutex
 	stats     map[Partition]map[string]*opStats
 }

@@ -6,14 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"golang.org/x/term"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/audit"
@@ -36,9 +34,7 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 	output := fs.String("output", audit.FormatTable, "`FORMAT` of the report: table, json (one JSON document) or csv (one line per key)")
 	repair := fs.Bool("repair", false, "repair what is not compliant, from CloudTrail's record of the key's creation (its event history, or the trail archive with --trail-bucket; never from nothing): remove the owned tags that must go, write those missing or wrong")
 	parallel := fs.Int("parallel", audit.DefaultParallel, "most accounts-and-regions audited at once")
-	lookupRate := fs.Float64("lookup-rate", audit.DefaultLookupRate, "most cloudtrail:LookupEvents requests per second per account and region (CloudTrail allows 2)")
-	tagRate := fs.Float64("tag-rate", audit.DefaultTagRate, "most kms:TagResource and kms:UntagResource requests per second per account and region, together (KMS allows 10 of each: the rest is the live tagger's)")
-	readRate := fs.Float64("read-rate", audit.DefaultReadRate, "most kms:ListKeys, DescribeKey and ListResourceTags requests per second per account and region, together (KMS allows 100 ListKeys)")
+	rates := addRateFlags(fs, audit.DefaultLookupRate, audit.DefaultTagRate, audit.DefaultReadRate)
 	fs.Usage = func() {
 		fmt.Fprintf(stdio.Stderr, "usage: autotagger audit [--accounts 111122223333,444455556666|org] [--regions us-east-1,eu-west-1|all]\n"+
 			"                        [--member-role-name NAME] [--member-role-path /PATH/] [--external-id ID]\n"+
@@ -106,41 +102,26 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 	if *parallel < 1 {
 		return usageErr("--parallel %d: at least one account and region at a time", *parallel)
 	}
-	for name, r := range map[string]float64{"--lookup-rate": *lookupRate, "--tag-rate": *tagRate, "--read-rate": *readRate} {
-		if !(r > 0) {
-			return usageErr("%s %g is not a positive number of requests per second", name, r)
-		}
+	if err := rates.check(); err != nil {
+		return usageErr("%v", err)
 	}
-	getenv := sf.getenv(fs, stdio.Getenv)
-	cfg, err := config.FromEnv(getenv)
-	if err != nil {
-		return usageErr("configuration: %v", err)
-	}
-	policy, err := cfg.Policy()
-	if err != nil {
-		return usageErr("configuration: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		return fail("loading AWS configuration: %v", err)
-	}
-	sc, err := sf.resolve(ctx, cfg, awsCfg, getenv, AuditSessionName)
+	st, err := sf.setup(ctx, fs, stdio, AuditSessionName)
 	switch {
 	case errors.Is(err, errUsage):
 		return usageErr("%v", err)
 	case err != nil:
 		return fail("%v", err)
 	}
+	cfg, sc := st.cfg, st.scope
 	retry := cfg.Retry
 	retry.NotFoundAttempts = 1 // a key missing long after its creation is gone, not late
 	opts := audit.Options{
 		Partitions: sc.partitions,
 		Repair:     *repair,
 		Parallel:   *parallel,
-		LookupRate: *lookupRate,
-		TagRate:    *tagRate,
-		ReadRate:   *readRate,
+		LookupRate: *rates.lookup,
+		TagRate:    *rates.tag,
+		ReadRate:   *rates.read,
 	}
 	if sc.archive != nil {
 		opts.Archive = sc.archive
@@ -154,7 +135,7 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 		bar = &progressBar{w: stdio.Stderr}
 		opts.Progress = bar.update
 	}
-	a, err := audit.New(policy, clients, log, opts)
+	a, err := audit.New(st.policy, clients, st.log, opts)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -5,14 +5,17 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/account"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/audit"
 	"github.com/kms-autotagger/kms-autotagger/internal/config"
+	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 	"github.com/kms-autotagger/kms-autotagger/internal/trailarchive"
 )
 
@@ -38,6 +41,68 @@ func addScopeFlags(fs *flag.FlagSet, verb string, getenv func(string) string) *s
 			config.EnvTrailArchiveBucket+", none to read no archive"),
 		trailPrefix: fs.String("trail-prefix", getenv(config.EnvTrailArchivePrefix), "the trail's S3 key `PREFIX` in that bucket (before AWSLogs/); default "+config.EnvTrailArchivePrefix),
 	}
+}
+
+// rateFlags are the rate limits the audit and the backfill share, in
+// requests per second per account and region.
+type rateFlags struct{ lookup, tag, read *float64 }
+
+// addRateFlags defines --lookup-rate, --tag-rate and --read-rate on fs
+// with the command's defaults.
+func addRateFlags(fs *flag.FlagSet, lookup, tag, read float64) rateFlags {
+	return rateFlags{
+		lookup: fs.Float64("lookup-rate", lookup, "most cloudtrail:LookupEvents requests per second per account and region (CloudTrail allows 2)"),
+		tag:    fs.Float64("tag-rate", tag, "most kms:TagResource and kms:UntagResource requests per second per account and region, together (KMS allows 10 TagResource and 5 UntagResource: the rest is the live tagger's)"),
+		read:   fs.Float64("read-rate", read, "most kms:ListKeys, DescribeKey and ListResourceTags requests per second per account and region, together"),
+	}
+}
+
+// check returns the usage error of the first rate that is not a positive
+// number.
+func (r rateFlags) check() error {
+	for _, f := range []struct {
+		name string
+		v    float64
+	}{{"--lookup-rate", *r.lookup}, {"--tag-rate", *r.tag}, {"--read-rate", *r.read}} {
+		if !(f.v > 0) {
+			return &usageError{fmt.Sprintf("%s %g is not a positive number of requests per second", f.name, f.v)}
+		}
+	}
+	return nil
+}
+
+// runSetup is what the audit and the backfill read before they start.
+type runSetup struct {
+	cfg    config.Config
+	policy *tagger.Policy
+	log    *slog.Logger
+	scope  *scope
+}
+
+// setup reads the settings (with the member role flags in place of
+// theirs) and makes the policy and the logger, then loads the AWS
+// configuration and resolves the scope with session as the member
+// accounts' session name. A usage error matches errUsage.
+func (f *scopeFlags) setup(ctx context.Context, fs *flag.FlagSet, stdio IO, session string) (*runSetup, error) {
+	getenv := f.getenv(fs, stdio.Getenv)
+	cfg, err := config.FromEnv(getenv)
+	if err != nil {
+		return nil, &usageError{"configuration: " + err.Error()}
+	}
+	policy, err := cfg.Policy()
+	if err != nil {
+		return nil, &usageError{"configuration: " + err.Error()}
+	}
+	log := slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("loading AWS configuration: %w", err)
+	}
+	sc, err := f.resolve(ctx, cfg, awsCfg, getenv, session)
+	if err != nil {
+		return nil, err
+	}
+	return &runSetup{cfg: cfg, policy: policy, log: log, scope: sc}, nil
 }
 
 // getenv returns the settings reader with the member role flags given in

@@ -439,8 +439,10 @@ func TestAuditUsage(t *testing.T) {
 		{"output", []string{"--output", "xml"}, `--output "xml" is not one of table, json, csv`},
 		{"parallel", []string{"--parallel", "0"}, "--parallel 0"},
 		{"tag rate", []string{"--tag-rate", "0"}, "--tag-rate 0 is not a positive number"},
+		{"read rate", []string{"--read-rate", "-2"}, "--read-rate -2 is not a positive number"},
+		{"first bad rate", []string{"--read-rate", "0", "--lookup-rate", "0"}, "--lookup-rate 0 is not a positive number"},
 		{"argument", []string{"now"}, `unexpected argument "now"`},
-		{"role path", []string{"--member-role-name", "r", "--member-role-path", "a/b"}, "MEMBER_ROLE_PATH"},
+		{"role path", []string{"--member-role-name", "r", "--member-role-path", "a/b"}, "autotagger audit: configuration: MEMBER_ROLE_PATH"},
 		{"external id without a role", []string{"--external-id", "secret-id"}, "MEMBER_ROLE_EXTERNAL_ID is set but MEMBER_ROLE_NAME is empty"},
 		{"flag", []string{"--frobnicate"}, "flag provided but not defined"},
 	} {

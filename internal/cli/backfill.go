@@ -7,7 +7,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"os"
 	"slices"
 	"strings"
@@ -15,7 +14,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"golang.org/x/term"
 
 	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
@@ -45,9 +43,7 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 	tagUnknown := fs.Bool("tag-unknown", false, "give customer managed keys without a creation record (event history, trail archive) only the CreatedAt tag, from the key's creation date")
 	output := fs.String("output", outputTable, "`FORMAT` of the report: table (readable) or json (one JSON document)")
 	parallel := fs.Int("parallel", backfill.DefaultParallel, "most accounts backfilled at once, each with all its regions at once")
-	lookupRate := fs.Float64("lookup-rate", backfill.DefaultLookupRate, "most cloudtrail:LookupEvents requests per second per account and region (CloudTrail allows 2)")
-	tagRate := fs.Float64("tag-rate", backfill.DefaultTagRate, "most kms:TagResource and kms:UntagResource requests per second per account and region, together (KMS allows 10 TagResource and 5 UntagResource: the rest is the live tagger's)")
-	readRate := fs.Float64("read-rate", backfill.DefaultReadRate, "most kms:ListKeys, DescribeKey and ListResourceTags requests per second per account and region, together")
+	rates := addRateFlags(fs, backfill.DefaultLookupRate, backfill.DefaultTagRate, backfill.DefaultReadRate)
 	fs.Usage = func() {
 		fmt.Fprintf(stdio.Stderr, "usage: autotagger backfill [--accounts 111122223333,444455556666|org] [--regions us-east-1,eu-west-1|all]\n"+
 			"                           [--member-role-name NAME] [--member-role-path /PATH/] [--external-id ID]\n"+
@@ -100,27 +96,10 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 	if *parallel < 1 {
 		return usageErr("--parallel %d: at least one account at a time", *parallel)
 	}
-	for name, r := range map[string]float64{"--lookup-rate": *lookupRate, "--tag-rate": *tagRate, "--read-rate": *readRate} {
-		if !(r > 0) {
-			return usageErr("%s %g is not a positive number of requests per second", name, r)
-		}
+	if err := rates.check(); err != nil {
+		return usageErr("%v", err)
 	}
-	getenv := sf.getenv(fs, stdio.Getenv)
-	cfg, err := config.FromEnv(getenv)
-	if err != nil {
-		return usageErr("configuration: %v", err)
-	}
-	policy, err := cfg.Policy()
-	if err != nil {
-		return usageErr("configuration: %v", err)
-	}
-	log := slog.New(slog.NewTextHandler(stdio.Stderr, &slog.HandlerOptions{Level: cfg.LogLevel}))
-	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
-	if err != nil {
-		fmt.Fprintf(stdio.Stderr, "autotagger backfill: loading AWS configuration: %v\n", err)
-		return ExitFailure
-	}
-	sc, err := sf.resolve(ctx, cfg, awsCfg, getenv, BackfillSessionName)
+	st, err := sf.setup(ctx, fs, stdio, BackfillSessionName)
 	switch {
 	case errors.Is(err, errUsage):
 		return usageErr("%v", err)
@@ -128,6 +107,7 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 		fmt.Fprintf(stdio.Stderr, "autotagger backfill: %v\n", err)
 		return ExitFailure
 	}
+	cfg, sc := st.cfg, st.scope
 	createdAt := ""
 	if cfg.Names.CreatedAt != "" {
 		createdAt = cfg.TagKeyPrefix + cfg.Names.CreatedAt
@@ -141,14 +121,14 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 		Regions:        sc.regions[sc.ids[0]],
 		AccountRegions: sc.regions,
 		Parallel:       *parallel,
-		ReadRate:       *readRate,
+		ReadRate:       *rates.read,
 		Since:          since,
 		DryRun:         *dryRun,
 		TagUnknown:     *tagUnknown,
 		CreatedAtKey:   createdAt,
 		EvidenceKey:    evidence,
-		LookupRate:     *lookupRate,
-		TagRate:        *tagRate,
+		LookupRate:     *rates.lookup,
+		TagRate:        *rates.tag,
 	}
 	if sc.archive != nil {
 		opts.Archive = sc.archive
@@ -161,7 +141,7 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 		progress = &progressLine{w: stdio.Stderr}
 		opts.Progress = progress.update
 	}
-	b, err := backfill.New(policy, backfill.NewClients(sc.accounts.Config, cfg.Retry), log, opts)
+	b, err := backfill.New(st.policy, backfill.NewClients(sc.accounts.Config, cfg.Retry), st.log, opts)
 	if err != nil {
 		return usageErr("%v", err)
 	}

@@ -242,6 +242,9 @@ func TestBackfillUsage(t *testing.T) {
 		{"negative duration", []string{"--since", "-5h"}, cli.ExitUsage, "positive"},
 		{"extra argument", []string{"now"}, cli.ExitUsage, "unexpected argument"},
 		{"unknown flag", []string{"--everything"}, cli.ExitUsage, "flag provided but not defined"},
+		{"zero read rate", []string{"--read-rate", "0"}, cli.ExitUsage, "--read-rate 0 is not a positive number of requests per second"},
+		{"negative lookup rate", []string{"--lookup-rate", "-1"}, cli.ExitUsage, "--lookup-rate -1 is not a positive number of requests per second"},
+		{"bad member role path", []string{"--member-role-name", "r", "--member-role-path", "a/b"}, cli.ExitUsage, "autotagger backfill: configuration: "},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			code, _, stderr := runBackfillCLI(t, tt.args...)
