@@ -17,7 +17,6 @@ import (
 	"github.com/kms-autotagger/kms-autotagger/internal/audit"
 	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
 	"github.com/kms-autotagger/kms-autotagger/internal/awskms"
-	"github.com/kms-autotagger/kms-autotagger/internal/config"
 )
 
 // AuditSessionName is the RoleSessionName of the audit's sessions in
@@ -76,8 +75,7 @@ func auditCmd(ctx context.Context, args []string, stdio IO) int {
 			"caller's credentials) for --trail-bucket.\n\n",
 			audit.DefaultParallel, audit.DefaultLookupRate, audit.DefaultTagRate, audit.DefaultReadRate)
 		fs.PrintDefaults()
-		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp+
-			"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_ACCOUNT, AWS_ENDPOINT_URL_ORGANIZATIONS and AWS_ENDPOINT_URL_S3 likewise.\n")
+		fmt.Fprint(stdio.Stderr, scopeSettingsHelp())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

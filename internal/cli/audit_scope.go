@@ -43,6 +43,13 @@ func addScopeFlags(fs *flag.FlagSet, verb string, getenv func(string) string) *s
 	}
 }
 
+// scopeSettingsHelp is the end of the audit's and the backfill's help: the
+// settings, and the endpoints of the services their scope reaches.
+func scopeSettingsHelp() string {
+	return "\nSettings:\n" + config.Help() + awsHelp +
+		"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_ACCOUNT, AWS_ENDPOINT_URL_ORGANIZATIONS and AWS_ENDPOINT_URL_S3 likewise.\n"
+}
+
 // rateFlags are the rate limits the audit and the backfill share, in
 // requests per second per account and region.
 type rateFlags struct{ lookup, tag, read *float64 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/kms-autotagger/kms-autotagger/internal/awscfn"
 	"github.com/kms-autotagger/kms-autotagger/internal/backfill"
-	"github.com/kms-autotagger/kms-autotagger/internal/config"
 	"github.com/kms-autotagger/kms-autotagger/internal/tagger"
 )
 
@@ -70,8 +69,7 @@ func runBackfill(ctx context.Context, args []string, stdio IO) int {
 			"accounts; s3:ListBucket and s3:GetObject on the trail bucket for --trail-bucket.\n\n",
 			backfill.DefaultParallel, backfill.DefaultLookupRate, backfill.DefaultTagRate, backfill.DefaultReadRate, backfill.DefaultReadRate)
 		fs.PrintDefaults()
-		fmt.Fprint(stdio.Stderr, "\nSettings:\n"+config.Help()+awsHelp+
-			"AWS_ENDPOINT_URL_CLOUDTRAIL, AWS_ENDPOINT_URL_ACCOUNT, AWS_ENDPOINT_URL_ORGANIZATIONS and AWS_ENDPOINT_URL_S3 likewise.\n")
+		fmt.Fprint(stdio.Stderr, scopeSettingsHelp())
 	}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
